@@ -1,0 +1,119 @@
+"""The ``audit-stream`` command: the only place that reads the environment, handles signals and exits.
+
+Every setting is an ``AUDIT_STREAM_*`` variable (see ``audit_stream.config``); flags override them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from audit_stream import __version__
+from audit_stream.config import Settings, settings_from_env
+from audit_stream.errors import AuditStreamError
+
+__all__ = ["main"]
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _kafka_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT[,...]",
+        help="Kafka bootstrap servers (AUDIT_STREAM_KAFKA_BOOTSTRAP, default 127.0.0.1:9092)",
+    )
+
+
+def _overrides(ns: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    get = vars(ns).get
+    return {
+        "kafka": {"bootstrap": get("bootstrap")},
+        "topics": {"partitions": get("partitions")},
+        "receiver": {
+            "grpc_listen": get("grpc_listen"),
+            "http_listen": get("http_listen"),
+            "max_request_bytes": get("max_request_bytes"),
+            "max_inflight_bytes": get("max_inflight_bytes"),
+            "tls_certfile": get("tls_cert"),
+            "tls_keyfile": get("tls_key"),
+            "tls_client_cafile": get("tls_client_ca"),
+        },
+        "worker": {
+            "siem_format": get("siem_format"),
+            "retention_policy": get("retention_policy"),
+            "web_port": get("web_port"),
+        },
+        "join": {"window_seconds": get("join_window")},
+    }
+
+
+def _cmd_topics(ns: argparse.Namespace, settings: Settings) -> int:
+    from audit_stream.kafka.admin import create_topics, partition_counts
+    from audit_stream.topics import check_copartitioned, topic_specs
+
+    specs = topic_specs(settings.topics)
+    if ns.action == "create":
+        for r in asyncio.run(create_topics(settings.kafka, specs)):
+            state = "created" if r.created else "exists"
+            print(f"{r.name:<24} {state:<8} partitions={r.partitions}")
+    counts = asyncio.run(partition_counts(settings.kafka, [s.name for s in specs]))
+    check_copartitioned(counts, settings.topics)
+    if ns.action == "check":
+        for s in specs:
+            print(f"{s.name:<24} partitions={counts[s.name]}")
+    print(f"ok: {settings.topics.spans} and {settings.topics.logs} are co-partitioned")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="audit-stream",
+        description="Service-mesh telemetry in (OTLP), an access-audit trail out (Kafka).",
+        epilog="Settings come from AUDIT_STREAM_* environment variables; flags override them.",
+    )
+    p.add_argument("--version", action="version", version=f"audit-stream {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("topics", help="create or check the Kafka topics")
+    t.add_argument("action", choices=["create", "check"])
+    t.add_argument(
+        "--partitions", type=int, help="partitions for new topics (AUDIT_STREAM_PARTITIONS)"
+    )
+    _kafka_flags(t)
+    t.set_defaults(handler=_cmd_topics)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return p
+
+
+# Subcommands living in their own modules add themselves here (imported lazily by their handlers).
+_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point of the ``audit-stream`` console script."""
+    parser = _parser()
+    ns = parser.parse_args(argv)
+    handler: Handler | None = getattr(ns, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    env = os.environ if environ is None else environ
+    try:
+        settings = settings_from_env(env, _overrides(ns))
+        return handler(ns, settings)
+    except AuditStreamError as exc:
+        print(f"audit-stream: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Against the real broker: round-trip, idempotent topic creation, co-partition check."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from audit_stream.config import KafkaSettings, TopicSettings
+from audit_stream.errors import TopicLayoutError
+from audit_stream.kafka.admin import create_topics, partition_counts
+from audit_stream.kafka.partitioner import partition_for
+from audit_stream.topics import check_copartitioned, topic_specs
+from tests.conftest import CreateTopic, unique
+
+pytestmark = pytest.mark.integration
+
+
+async def test_produce_consume_round_trip_lands_on_murmur2_partition(
+    kafka_settings: KafkaSettings, create_topic: CreateTopic
+) -> None:
+    topic = unique("rt")
+    await create_topic(topic, 6)
+    producer = AIOKafkaProducer(
+        **kafka_settings.client_kwargs(), acks="all", enable_idempotence=True
+    )
+    await producer.start()
+    keys = [f"{i:032x}".encode() for i in range(1, 40)]
+    try:
+        metas = [await producer.send_and_wait(topic, key=k, value=b"v" + k) for k in keys]
+    finally:
+        await producer.stop()
+    # The broker-side placement is what our own partitioner predicts.
+    assert [m.partition for m in metas] == [partition_for(k, 6) for k in keys]
+
+    consumer = AIOKafkaConsumer(
+        topic, **kafka_settings.client_kwargs(), auto_offset_reset="earliest", group_id=unique("g")
+    )
+    await consumer.start()
+    got: dict[bytes, bytes] = {}
+    try:
+        while len(got) < len(keys):
+            batch = await consumer.getmany(timeout_ms=5000)
+            assert batch, "no records within 5 s"
+            for records in batch.values():
+                for r in records:
+                    got[r.key] = r.value
+    finally:
+        await consumer.stop()
+    assert got == {k: b"v" + k for k in keys}
+
+
+async def test_topic_creation_is_idempotent(
+    kafka_settings: KafkaSettings, topic_settings: TopicSettings
+) -> None:
+    specs = topic_specs(topic_settings)
+    first = await create_topics(kafka_settings, specs)
+    second = await create_topics(kafka_settings, specs)
+    assert all(r.created for r in first)
+    assert not any(r.created for r in second)
+    assert [r.partitions for r in second] == [s.partitions for s in specs]
+    counts = await partition_counts(kafka_settings, [s.name for s in specs])
+    check_copartitioned(counts, topic_settings)
+
+
+async def test_copartition_check_rejects_a_real_mismatch(
+    kafka_settings: KafkaSettings, topic_settings: TopicSettings, create_topic: CreateTopic
+) -> None:
+    await create_topic(topic_settings.spans, 4)
+    await create_topic(topic_settings.logs, 2)
+    counts = await partition_counts(kafka_settings, [topic_settings.spans, topic_settings.logs])
+    with pytest.raises(TopicLayoutError, match="has 4 partitions but .* has 2"):
+        check_copartitioned(counts, topic_settings)
+
+
+def test_cli_topics_create_then_check_and_mismatch(
+    kafka_bootstrap: str, topic_settings: TopicSettings
+) -> None:
+    env = {
+        "AUDIT_STREAM_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "AUDIT_STREAM_TOPIC_SPANS": topic_settings.spans,
+        "AUDIT_STREAM_TOPIC_LOGS": topic_settings.logs,
+        "AUDIT_STREAM_TOPIC_EVENTS": topic_settings.events,
+        "AUDIT_STREAM_TOPIC_SIEM": topic_settings.siem,
+        "AUDIT_STREAM_TOPIC_DEADLETTER": topic_settings.deadletter,
+        "PATH": "/usr/bin:/bin",
+    }
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "audit_stream.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    created = run("topics", "create", "--partitions", "3")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.count("created") == 5
+    again = run("topics", "create")
+    assert again.returncode == 0 and again.stdout.count("exists") == 5
+    # Pointing the logs topic at one with another partition count must refuse to start.
+    env["AUDIT_STREAM_TOPIC_LOGS"] = topic_settings.logs + ".other"
+    env["AUDIT_STREAM_PARTITIONS"] = "2"
+    assert run("topics", "create").returncode == 2
+    mismatch = run("topics", "check")
+    assert mismatch.returncode == 2
+    assert "co-partitioned" in mismatch.stderr
+
+
+def test_cli_version_and_bad_config() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "audit_stream.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0 and out.stdout.startswith("audit-stream ")
+    bad = subprocess.run(
+        [sys.executable, "-m", "audit_stream.cli", "topics", "check"],
+        env={"AUDIT_STREAM_PARTITIONS": "x", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "AUDIT_STREAM_PARTITIONS: expected an integer" in bad.stderr
