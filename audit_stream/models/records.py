@@ -37,7 +37,8 @@ class AccessFields(TypedDict, total=False):
     protocol: str  # HTTP/1.1, HTTP/2, ...
     response_code: int
     response_flags: str  # Envoy flags, "-" normalised to absent
-    response_code_details: str  # e.g. rbac_access_denied_matched_policy[ns[foo]-policy[deny-all]-rule[0]]
+    # e.g. rbac_access_denied_matched_policy[ns[foo]-policy[deny-all]-rule[0]]
+    response_code_details: str
     connection_termination_details: str
     upstream_transport_failure_reason: str
     bytes_received: int
