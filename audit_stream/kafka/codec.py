@@ -1,0 +1,90 @@
+"""The packed message format of ``mesh.logs`` and ``mesh.spans``.
+
+One Kafka message carries many records that all belong to one partition (the partition Kafka's
+murmur2 partitioner picks for each record's trace id). Packing is what lets the join keep up: the
+worker pays a fixed cost per Kafka message, so a message of a hundred records costs about as much as
+a message of one.
+
+Value (UTF-8 JSON, built without re-encoding the records)::
+
+    {"v":1,"signal":"log","records":[<mesh_log.v1>, ...]}
+
+Key: the trace id of the first record (lowercase hex), or null when the records have none (those go
+to any partition, they are never joined). Headers: ``content-type``
+(``application/vnd.audit-stream.mesh-log.v1+json`` / ``...mesh-span.v1+json``) and ``records``
+(the count, ASCII).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+__all__ = [
+    "CONTENT_TYPES",
+    "PackedMessage",
+    "decode_packed",
+    "pack",
+]
+
+Signal = Literal["log", "span"]
+
+CONTENT_TYPES: dict[Signal, bytes] = {
+    "log": b"application/vnd.audit-stream.mesh-log.v1+json",
+    "span": b"application/vnd.audit-stream.mesh-span.v1+json",
+}
+_PREFIX: dict[Signal, bytes] = {
+    "log": b'{"v":1,"signal":"log","records":[',
+    "span": b'{"v":1,"signal":"span","records":[',
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PackedMessage:
+    partition: int
+    key: bytes | None
+    value: bytes
+    count: int
+
+    def headers(self, signal: Signal) -> list[tuple[str, bytes]]:
+        return [("content-type", CONTENT_TYPES[signal]), ("records", str(self.count).encode())]
+
+
+def pack(
+    signal: Signal,
+    partition: int,
+    key: bytes | None,
+    encoded: Sequence[bytes],
+    max_bytes: int,
+) -> Iterator[PackedMessage]:
+    """Pack already-encoded records into messages of at most ``max_bytes`` (one record may exceed it).
+
+    ``key`` is used for the first message; later chunks of the same partition reuse it, which is
+    harmless because the partition is explicit.
+    """
+    prefix = _PREFIX[signal]
+    start = 0
+    size = len(prefix) + 2
+    for i, rec in enumerate(encoded):
+        if i > start and size + len(rec) + 1 > max_bytes:
+            yield PackedMessage(partition, key, prefix + b",".join(encoded[start:i]) + b"]}", i - start)
+            start, size = i, len(prefix) + 2
+        size += len(rec) + 1
+    if start < len(encoded):
+        body = prefix + b",".join(encoded[start:]) + b"]}"
+        yield PackedMessage(partition, key, body, len(encoded) - start)
+
+
+def decode_packed(value: bytes) -> tuple[Signal, list[dict[str, Any]]]:
+    """Parse one packed message; raises ``ValueError`` when it is not one."""
+    doc = orjson.loads(value)
+    if not isinstance(doc, dict) or doc.get("v") != 1:
+        raise ValueError("not a packed audit-stream message (missing v=1)")
+    signal = doc.get("signal")
+    records = doc.get("records")
+    if signal not in ("log", "span") or not isinstance(records, list):
+        raise ValueError("packed message needs signal log|span and a records list")
+    return signal, records

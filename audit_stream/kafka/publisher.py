@@ -1,0 +1,153 @@
+"""Publishing to Kafka with an answer only after the broker acknowledged.
+
+The producer is idempotent with ``acks=all``: once :meth:`Publisher.send_many` returns, every
+message is durable on the in-sync replicas. A request that Kafka does not acknowledge within
+``timeout`` raises :class:`~audit_stream.errors.KafkaUnavailable` (retryable) — the caller answers
+UNAVAILABLE / 503 and the exporter retries; messages that Kafka still accepts later become
+duplicates, which downstream recognises by their deterministic ids (at-least-once, never lost).
+
+The producer starts in the background and keeps retrying, so a receiver can come up before Kafka
+does and report "not ready" meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from audit_stream.config import KafkaSettings
+from audit_stream.errors import KafkaUnavailable
+
+__all__ = ["OutMessage", "Publisher"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    partition: int | None = None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+class Publisher:
+    """A started-on-demand, acks=all producer with a timeout on acknowledgement."""
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        *,
+        timeout: float = 10.0,
+        retry_after: float = 2.0,
+        linger_ms: int = 5,
+        max_request_size: int = 4 * 1024 * 1024,
+        compression: str | None = "lz4",
+    ) -> None:
+        self._kafka = kafka
+        self._timeout = timeout
+        self._retry_after = retry_after
+        self._producer_kwargs: dict[str, Any] = {
+            **kafka.client_kwargs(),
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": linger_ms,
+            "max_request_size": max_request_size,
+            "compression_type": compression,
+        }
+        self._producer: AIOKafkaProducer | None = None
+        self._ready = asyncio.Event()
+        self._starter: asyncio.Task[None] | None = None
+        self._partitions: dict[str, int] = {}
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def start(self, wait: bool = False) -> None:
+        """Begin connecting; with ``wait`` block until connected (raises on the first failure)."""
+        if wait:
+            await self._connect_once()
+            return
+        if self._starter is None:
+            self._starter = asyncio.create_task(self._connect_forever(), name="publisher-start")
+
+    async def _connect_once(self) -> None:
+        producer = AIOKafkaProducer(**self._producer_kwargs)
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        self._producer = producer
+        self._ready.set()
+
+    async def _connect_forever(self) -> None:
+        delay = 0.5
+        while not self._ready.is_set():
+            try:
+                await self._connect_once()
+            except (KafkaError, OSError) as exc:
+                log.warning("Kafka not reachable at %s (%s); retrying", self._kafka.bootstrap, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def partitions(self, topic: str) -> int:
+        """Partition count of ``topic`` (cached: partitions are only ever added, and adding them
+        needs a receiver restart for placement to follow, as the co-partition check explains)."""
+        n = self._partitions.get(topic)
+        if n is None:
+            producer = self._require()
+            parts = await asyncio.wait_for(producer.partitions_for(topic), self._timeout)
+            n = self._partitions[topic] = len(parts)
+        return n
+
+    def _require(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise KafkaUnavailable(
+                f"Kafka at {self._kafka.bootstrap} is not reachable yet", self._retry_after
+            )
+        return self._producer
+
+    async def send_many(self, messages: Sequence[OutMessage]) -> None:
+        """Send all ``messages`` and return once Kafka acknowledged every one of them."""
+        if not messages:
+            return
+        producer = self._require()
+        try:
+            async with asyncio.timeout(self._timeout):
+                # send() only enqueues (awaiting when the accumulator is full); the returned
+                # futures resolve on the broker's acknowledgement.
+                futures = [
+                    await producer.send(
+                        m.topic, m.value, key=m.key, partition=m.partition, headers=m.headers
+                    )
+                    for m in messages
+                ]
+                await asyncio.gather(*futures)
+        except TimeoutError:
+            raise KafkaUnavailable(
+                f"Kafka did not acknowledge within {self._timeout:g}s", self._retry_after
+            ) from None
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"Kafka refused the records: {exc}", self._retry_after) from exc
+
+    async def stop(self) -> None:
+        """Flush what is buffered and close. Idempotent."""
+        if self._starter is not None and not self._starter.done():
+            self._starter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starter
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            self._ready.clear()
+            await producer.stop()
