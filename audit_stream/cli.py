@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -70,6 +72,34 @@ def _cmd_topics(ns: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _run_until_signalled(main_coro: Callable[[asyncio.Event], Any]) -> None:
+    """Run ``main_coro(stop)`` on a fresh loop; SIGTERM/SIGINT set ``stop`` for an ordered shutdown."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main_coro(stop)
+
+    asyncio.run(runner())
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _cmd_receiver(ns: argparse.Namespace, settings: Settings) -> int:
+    from audit_stream.receiver.server import run_receiver
+
+    _setup_logging(ns.log_level)
+    _run_until_signalled(lambda stop: run_receiver(settings, stop))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="audit-stream",
@@ -86,6 +116,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     _kafka_flags(t)
     t.set_defaults(handler=_cmd_topics)
+
+    r = sub.add_parser(
+        "receiver",
+        help="serve OTLP/gRPC and OTLP/HTTP and publish to Kafka",
+        description="OTLP receiver. Auth: AUDIT_STREAM_AUTH_TOKENS (comma-separated) or "
+        "AUDIT_STREAM_AUTH_TOKENS_FILE (one per line) enable bearer-token auth on both ports.",
+    )
+    r.add_argument(
+        "--grpc-listen", metavar="HOST:PORT", help="AUDIT_STREAM_GRPC_LISTEN (127.0.0.1:4317)"
+    )
+    r.add_argument(
+        "--http-listen", metavar="HOST:PORT", help="AUDIT_STREAM_HTTP_LISTEN (127.0.0.1:4318)"
+    )
+    r.add_argument("--max-request-bytes", type=int, help="AUDIT_STREAM_MAX_REQUEST_BYTES (16 MiB)")
+    r.add_argument(
+        "--max-inflight-bytes", type=int, help="AUDIT_STREAM_MAX_INFLIGHT_BYTES (256 MiB)"
+    )
+    r.add_argument(
+        "--tls-cert", metavar="PEM", help="AUDIT_STREAM_TLS_CERTFILE: serve TLS on both ports"
+    )
+    r.add_argument("--tls-key", metavar="PEM", help="AUDIT_STREAM_TLS_KEYFILE")
+    r.add_argument(
+        "--tls-client-ca", metavar="PEM", help="AUDIT_STREAM_TLS_CLIENT_CAFILE: require mTLS"
+    )
+    r.add_argument("--log-level", default="info")
+    _kafka_flags(r)
+    r.set_defaults(handler=_cmd_receiver)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

@@ -51,7 +51,7 @@ def _check(ok: bool, name: str, message: str) -> None:
 def _check_hostport(value: str, name: str) -> None:
     m = _HOSTPORT_RE.match(value)
     _check(
-        m is not None and 0 < int(m.group(2)) < 65536,
+        m is not None and 0 <= int(m.group(2)) < 65536,
         name,
         f"expected host:port, got {value!r}",
     )

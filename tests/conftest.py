@@ -18,9 +18,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_KAFKA_PORT = int(os.environ.get("AUDIT_STREAM_TEST_KAFKA_PORT", "39092"))
 
 
-def kafka_local(*args: str) -> subprocess.CompletedProcess[str]:
+def kafka_local(*args: str, port: int = TEST_KAFKA_PORT) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(ROOT / "scripts" / "kafka-local"), *args, "--port", str(TEST_KAFKA_PORT)],
+        [str(ROOT / "scripts" / "kafka-local"), *args, "--port", str(port)],
         capture_output=True,
         text=True,
         timeout=300,
