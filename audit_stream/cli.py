@@ -100,6 +100,23 @@ def _cmd_receiver(ns: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_worker(ns: argparse.Namespace, settings: Settings) -> int:
+    from agents.app import create_app
+    from audit_stream.kafka.admin import partition_counts
+    from audit_stream.topics import check_copartitioned
+
+    # Fail loudly before Faust starts: a join over topics that are not co-partitioned is wrong.
+    counts = asyncio.run(
+        partition_counts(settings.kafka, [settings.topics.spans, settings.topics.logs])
+    )
+    check_copartitioned(counts, settings.topics)
+    level = getattr(logging, ns.loglevel.upper(), logging.INFO)
+    app = create_app(settings, log_level=level)
+    sys.argv = ["audit-stream worker", "worker", "-l", ns.loglevel, *ns.faust_args]
+    app.main()  # runs until SIGTERM/SIGINT; exits the process itself
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="audit-stream",
@@ -143,6 +160,25 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--log-level", default="info")
     _kafka_flags(r)
     r.set_defaults(handler=_cmd_receiver)
+
+    w = sub.add_parser(
+        "worker",
+        help="run the Faust worker: join, retention, redaction, SIEM output",
+        description="Runs the audit agents (the same app as `faust -A agents.app worker`). "
+        "Arguments after `--` go to faust's worker command.",
+    )
+    w.add_argument("--loglevel", "-l", default="info", help="debug, info, warning, error")
+    w.add_argument(
+        "--siem-format", choices=["ocsf", "ecs", "native"], help="AUDIT_STREAM_SIEM_FORMAT"
+    )
+    w.add_argument("--retention-policy", metavar="YAML", help="AUDIT_STREAM_RETENTION_POLICY")
+    w.add_argument("--web-port", type=int, help="AUDIT_STREAM_WEB_PORT (6066)")
+    w.add_argument(
+        "--join-window", type=float, metavar="SECONDS", help="AUDIT_STREAM_JOIN_WINDOW_SECONDS"
+    )
+    w.add_argument("faust_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    _kafka_flags(w)
+    w.set_defaults(handler=_cmd_worker)
 
     for register in _EXTRA_COMMANDS:
         register(sub)

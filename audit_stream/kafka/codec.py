@@ -11,7 +11,8 @@ Value (UTF-8 JSON, built without re-encoding the records)::
 
 Key: the trace id of the first record (lowercase hex), or null when the records have none (those go
 to any partition, they are never joined). Headers: ``content-type``
-(``application/vnd.audit-stream.mesh-log.v1+json`` / ``...mesh-span.v1+json``) and ``records``
+(``application/vnd.audit-stream.mesh-log.v1+json`` / ``...mesh-span.v1+json``; ``audit.events``
+uses the same envelope with ``"signal":"event"``) and ``records``
 (the count, ASCII).
 """
 
@@ -30,15 +31,17 @@ __all__ = [
     "pack",
 ]
 
-Signal = Literal["log", "span"]
+Signal = Literal["log", "span", "event"]
 
 CONTENT_TYPES: dict[Signal, bytes] = {
     "log": b"application/vnd.audit-stream.mesh-log.v1+json",
     "span": b"application/vnd.audit-stream.mesh-span.v1+json",
+    "event": b"application/vnd.audit-stream.audit-event.v1+json",
 }
 _PREFIX: dict[Signal, bytes] = {
     "log": b'{"v":1,"signal":"log","records":[',
     "span": b'{"v":1,"signal":"span","records":[',
+    "event": b'{"v":1,"signal":"event","records":[',
 }
 
 
@@ -85,6 +88,6 @@ def decode_packed(value: bytes) -> tuple[Signal, list[dict[str, Any]]]:
         raise ValueError("not a packed audit-stream message (missing v=1)")
     signal = doc.get("signal")
     records = doc.get("records")
-    if signal not in ("log", "span") or not isinstance(records, list):
-        raise ValueError("packed message needs signal log|span and a records list")
+    if signal not in ("log", "span", "event") or not isinstance(records, list):
+        raise ValueError("packed message needs signal log|span|event and a records list")
     return signal, records

@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 
 from audit_stream.config import KafkaSettings
 from audit_stream.errors import KafkaUnavailable
+from audit_stream.kafka.partitioner import partition_for
 
 __all__ = ["OutMessage", "Publisher"]
 
@@ -51,6 +52,7 @@ class Publisher:
         linger_ms: int = 5,
         max_request_size: int = 4 * 1024 * 1024,
         compression: str | None = "lz4",
+        max_batch_size: int = 16_384,
     ) -> None:
         self._kafka = kafka
         self._timeout = timeout
@@ -62,6 +64,7 @@ class Publisher:
             "linger_ms": linger_ms,
             "max_request_size": max_request_size,
             "compression_type": compression,
+            "max_batch_size": max_batch_size,
         }
         self._producer: AIOKafkaProducer | None = None
         self._ready = asyncio.Event()
@@ -133,6 +136,42 @@ class Publisher:
                     )
                     for m in messages
                 ]
+                await asyncio.gather(*futures)
+        except TimeoutError:
+            raise KafkaUnavailable(
+                f"Kafka did not acknowledge within {self._timeout:g}s", self._retry_after
+            ) from None
+        except KafkaError as exc:
+            raise KafkaUnavailable(f"Kafka refused the records: {exc}", self._retry_after) from exc
+
+    async def send_keyed(
+        self, topic: str, records: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+    ) -> None:
+        """Send many small ``(key, value, headers)`` records, placed by the default partitioner.
+
+        One producer batch per partition instead of one ``send()`` per record: the per-call cost
+        of ``send()`` would otherwise cap a worker near 40k records/s.
+        """
+        if not records:
+            return
+        producer = self._require()
+        n = await self.partitions(topic)
+        by_partition: dict[int, list[tuple[bytes, bytes, list[tuple[str, bytes]]]]] = {}
+        for rec in records:
+            by_partition.setdefault(partition_for(rec[0], n), []).append(rec)
+        try:
+            async with asyncio.timeout(self._timeout):
+                futures = []
+                for p, recs in by_partition.items():
+                    batch = producer.create_batch()
+                    for key, value, headers in recs:
+                        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                            batch.close()
+                            futures.append(await producer.send_batch(batch, topic, partition=p))
+                            batch = producer.create_batch()
+                            batch.append(key=key, value=value, timestamp=None, headers=headers)
+                    batch.close()
+                    futures.append(await producer.send_batch(batch, topic, partition=p))
                 await asyncio.gather(*futures)
         except TimeoutError:
             raise KafkaUnavailable(

@@ -105,7 +105,7 @@ class Ingest:
     async def _publish(
         self, name: SignalName, signal: Signal, topic: str, batch: decode.DecodedBatch[Any]
     ) -> ExportResult:
-        records: Sequence[dict[str, Any]] = batch.records  # type: ignore[assignment]
+        records: Sequence[dict[str, Any]] = batch.records
         received = len(records) + batch.rejected
         self._metrics.inc("received_records_total", received, signal=name)
         if batch.rejected:

@@ -1,0 +1,89 @@
+"""The last pure step before Kafka: retention tag -> redact -> map -> bytes + headers.
+
+One audit event becomes one SIEM record (one Kafka message per event, keyed by event id, as SIEM
+connectors expect) and one native, already redacted event for ``audit.events``. Secrets are removed
+before any byte is produced, so neither topic ever holds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from audit_stream.models.records import AuditEvent
+from audit_stream.retention.policy import RetentionPolicy, class_topic
+from audit_stream.siem import Redactor, SiemFormat, mapper_for
+
+__all__ = ["AuditOutput", "Rendered"]
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    siem_topic: str
+    key: bytes  # event id
+    siem_value: bytes
+    headers: Headers
+    event_value: bytes  # the redacted, tagged native event (for audit.events)
+    trace_id: str | None
+    redactions: int
+
+
+class AuditOutput:
+    """Renders audit events for the SIEM topic(s).
+
+    Example::
+
+        >>> out = AuditOutput(DEFAULT_POLICY, Redactor(), "ocsf", "audit.siem")
+        >>> r = out.render(event)  # doctest: +SKIP
+        >>> dict(r.headers)["retention-class"]  # doctest: +SKIP
+        b'security'
+    """
+
+    def __init__(
+        self,
+        policy: RetentionPolicy,
+        redactor: Redactor,
+        fmt: SiemFormat,
+        siem_topic: str,
+        topic_per_class: bool = False,
+    ) -> None:
+        self._policy = policy
+        self._redactor = redactor
+        self._map = mapper_for(fmt)
+        self._fmt = fmt.encode() if isinstance(fmt, str) else b"ocsf"
+        self._siem_topic = siem_topic
+        self._per_class = topic_per_class
+        self._topics: dict[str, str] = {}
+
+    def topic_for(self, cls: str) -> str:
+        if not self._per_class:
+            return self._siem_topic
+        topic = self._topics.get(cls)
+        if topic is None:
+            topic = self._topics[cls] = class_topic(self._siem_topic, cls)
+        return topic
+
+    def render(self, event: AuditEvent) -> Rendered:
+        event["retention"] = self._policy.tag(event)
+        redacted, n = self._redactor.redact_event(event)
+        retention = redacted["retention"] if "retention" in redacted else event["retention"]
+        cls = str(retention["class"])
+        headers: Headers = [
+            ("retention-class", cls.encode()),
+            ("retention-days", str(retention["days"]).encode()),
+            ("legal-hold", b"true" if retention.get("legal_hold") else b"false"),
+            ("event-id", redacted["event_id"].encode()),
+            ("content-format", self._fmt),
+        ]
+        return Rendered(
+            siem_topic=self.topic_for(cls),
+            key=redacted["event_id"].encode(),
+            siem_value=orjson.dumps(self._map(redacted)),
+            headers=headers,
+            event_value=orjson.dumps(redacted),
+            trace_id=redacted["trace"].get("trace_id"),
+            redactions=n,
+        )

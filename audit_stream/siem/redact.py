@@ -1,0 +1,313 @@
+"""Redaction of credentials from audit events before they leave for a SIEM.
+
+Requirements
+    * Every string of the event is inspected (paths, user agent, authorization reason, response
+      details, any extra key), not only the request path. The input event is never modified.
+    * What is replaced by ``[REDACTED]``:
+        - values of credential-carrying query / matrix parameters (``token``, ``access_token``,
+          ``api_key``, ``password``, ``code``, ``X-Amz-Signature``, ... see ``SECRET_PARAMS``),
+          names matched case-insensitively, also when percent-encoded (``%3Ftoken%3Dabc`` inside
+          a ``next=`` parameter, ``access%5Ftoken=``);
+        - the whole value of a key named like a credential header (``authorization``,
+          ``proxy-authorization``, ``cookie``, ``set-cookie``, ``x-api-key``...) or a credential
+          (``password``, ``client_secret``, ``access_token``... see ``SECRET_KEYS``), and
+          ``Authorization: ...`` / ``Cookie=...`` pairs written inside any string;
+        - ``Bearer <token>`` and ``Basic <base64 user:pass>`` anywhere;
+        - JWT-looking strings (``eyJ<...>.eyJ<...>.<...>``) anywhere;
+        - matches of operator-supplied regexes (whole match, or only the group named ``value``).
+    * No false positives on ordinary text: a parameter name must start the parameter
+      (``?monkey=1`` and ``/keynote`` stay), ``Basic`` needs a real base64 ``user:pass``, and a
+      ``Bearer`` word needs a token-looking value.
+    * Fast on the common case (20k+ events/s): the event's strings are joined once and tested
+      with substring checks; only events that hit are copied and rewritten.
+    * Idempotent: redacting a redacted event finds nothing more (``[REDACTED]`` is never re-counted).
+
+Example
+    >>> r = Redactor()
+    >>> event = {"request": {"path": "/cb?code=abc123&state=x"}}
+    >>> out, n = r.redact_event(event)
+    >>> out["request"]["path"], n
+    ('/cb?code=[REDACTED]&state=x', 1)
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from audit_stream.models.records import AuditEvent
+
+__all__ = ["MASK", "SECRET_HEADERS", "SECRET_KEYS", "SECRET_PARAMS", "Redactor"]
+
+MASK = "[REDACTED]"
+
+SECRET_PARAMS: tuple[str, ...] = (
+    "token", "access_token", "id_token", "refresh_token", "auth_token", "private_token",
+    "api_key", "apikey", "api-key", "key", "password", "passwd", "pwd", "secret",
+    "client_secret", "client_assertion", "signature", "sig", "code", "auth", "session",
+    "sessionid", "session_id", "jsessionid", "phpsessid", "jwt",
+    "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+    "x-goog-signature", "x-goog-credential", "x-goog-security-token",
+)  # fmt: skip
+
+SECRET_HEADERS: tuple[str, ...] = (
+    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token",
+    "x-amz-security-token",
+)  # fmt: skip
+
+# Keys whose whole string value is a credential (compared lowercased). Generic parameter names
+# such as "key", "code" or "session" are left out: as object keys they name ordinary facts.
+SECRET_KEYS: frozenset[str] = frozenset(
+    {
+        *SECRET_HEADERS,
+        *(h.replace("-", "_") for h in SECRET_HEADERS),
+        *("password", "passwd", "secret", "client_secret", "api_key", "apikey"),
+        *("access_token", "refresh_token", "id_token", "auth_token", "private_token"),
+    }
+)
+
+_NOT_MASKED = r"(?!\[REDACTED\])"
+
+
+def _param_name_pattern(name: str) -> str:
+    # A name may arrive percent-encoded when the whole URL sits inside another parameter.
+    out = []
+    for ch in name:
+        if ch == "_":
+            out.append("(?:_|%5[fF])")
+        elif ch == "-":
+            out.append("(?:-|%2[dD])")
+        else:
+            out.append(re.escape(ch))
+    return "".join(out)
+
+
+def _param_regex(names: Sequence[str]) -> re.Pattern[str]:
+    alternatives = "|".join(
+        _param_name_pattern(n) for n in sorted(set(names), key=len, reverse=True)
+    )
+    return re.compile(
+        r"(?P<pre>^|[?&;#\s\"',]|%3[fF]|%26|%3[bB])"
+        rf"(?P<name>{alternatives})"
+        r"(?P<eq>=|%3[dD])"
+        rf"{_NOT_MASKED}(?P<value>(?:(?!%26)[^&#;?\s\"'])+)",
+        re.IGNORECASE,
+    )
+
+
+# Every name in SECRET_HEADERS contains "authorization", "cookie" or "x-a": the triggers that
+# ``redact_text`` tests before running this regex.
+_HEADER_PAIR = re.compile(
+    rf"(?P<name>\b(?:{'|'.join(sorted(SECRET_HEADERS, key=len, reverse=True))}))"
+    r"(?P<sep>[\"']?\s*[:=]\s*)"
+    rf"{_NOT_MASKED}(?:\"(?P<dq>[^\"]+)\"|'(?P<sq>[^']+)'|(?P<bare>[^\r\n\"'&]+))",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(
+    rf"(?P<scheme>\b(?:bearer|basic))\s+{_NOT_MASKED}(?P<token>[A-Za-z0-9._~+/=-]{{6,}})",
+    re.IGNORECASE,
+)
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+# Lowercase substrings one of which every built-in non-parameter pattern and every SECRET_KEYS
+# entry contains: the pre-check sees "key<newline>value" for string fields, so keys count too.
+_TRIGGERS = (
+    "authorization", "cookie", "x-a", "x_a", "token", "passw", "secret", "api_key", "apikey",
+    "bearer", "basic", "eyj",
+)  # fmt: skip
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.%")
+_ENCODED_SEPARATORS = re.compile(r"%3f|%26|%3b")
+
+
+def _is_token(scheme: str, token: str) -> bool:
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(token, validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return b":" in decoded
+    # "Bearer authentication failed" is prose, "Bearer 3f9a..." is a token.
+    return len(token) >= 20 or (len(token) >= 8 and not token.isalpha())
+
+
+class Redactor:
+    """Replaces credentials in audit events with ``[REDACTED]``.
+
+    ``extra_params`` adds query-parameter names to ``SECRET_PARAMS``; ``extra_patterns`` adds
+    regexes (Python syntax, case-sensitive unless they say ``(?i)``) whose matches are masked,
+    or only their ``value`` group when they define one. Invalid regexes raise ``ValueError``.
+    """
+
+    def __init__(self, extra_patterns: Sequence[str] = (), extra_params: Sequence[str] = ()):
+        names = (*SECRET_PARAMS, *(p.lower() for p in extra_params))
+        self._params = _param_regex(names)
+        self._param_names = frozenset(names)
+        extras: list[re.Pattern[str]] = []
+        for pattern in extra_patterns:
+            try:
+                extras.append(re.compile(pattern))
+            except re.error as exc:
+                raise ValueError(f"invalid redaction pattern {pattern!r}: {exc}") from exc
+        self._extras = tuple(extras)
+
+    # -- strings -----------------------------------------------------------------------------
+
+    def redact_text(self, text: str) -> tuple[str, int]:
+        """``text`` with every credential masked, and the number of masks applied.
+
+        Each pattern runs only when its cheap substring trigger is present.
+        """
+        total = 0
+        low = text.lower()
+        if "authorization" in low or "cookie" in low or "x-a" in low:
+            text, n = _HEADER_PAIR.subn(_mask_header, text)
+            total += n
+        if "=" in low or "%3d" in low:
+            text, n = self._params.subn(_mask_param, text)
+            total += n
+        count = [0]
+        if "bearer" in low or "basic" in low:
+            text = _BEARER.sub(_bearer_masker(count), text)
+        if "eyJ" in text:
+            text, n = _JWT.subn(MASK, text)
+            total += n
+        for pattern in self._extras:
+            text = pattern.sub(_extra_masker(count), text)
+        return text, total + count[0]
+
+    def _needs_work(self, parts: list[str]) -> bool:
+        """Cheap pre-check: False only when no pattern can match any of ``parts``.
+
+        Substring tests on the lowercased text cost a fraction of one regex scan; parameter
+        names are found by looking left of each ``=`` (or ``%3D``) and checked against a set.
+        """
+        joined = "\n".join(parts)
+        low = joined.lower()
+        for trigger in _TRIGGERS:
+            if trigger in low:
+                return True
+        for sep in ("=", "%3d"):
+            i = low.find(sep)
+            while i != -1:
+                j = i
+                while j and low[j - 1] in _NAME_CHARS:
+                    j -= 1
+                name = low[j:i]
+                if "%" in name:
+                    name = _ENCODED_SEPARATORS.split(name)[-1].replace("%5f", "_")
+                    name = name.replace("%2d", "-")
+                if name in self._param_names:
+                    return True
+                i = low.find(sep, i + 1)
+        return any(p.search(joined) is not None for p in self._extras)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def redact_event(self, event: AuditEvent) -> tuple[AuditEvent, int]:
+        """A redacted copy of ``event`` and the number of redactions.
+
+        When nothing needs masking the same object is returned with 0 (no copy is made).
+        """
+        parts: list[str] = []
+        _collect(event, parts)
+        if not self._needs_work(parts):
+            return event, 0
+        redacted, count = self._redact_value(event)
+        if count == 0:
+            return event, 0
+        return cast(AuditEvent, redacted), count
+
+    def _redact_value(self, value: object) -> tuple[object, int]:
+        if isinstance(value, str):
+            return self.redact_text(value)
+        if isinstance(value, dict):
+            out: dict[object, object] = {}
+            total = 0
+            for key, item in value.items():
+                if isinstance(item, str) and isinstance(key, str) and _secret_key(key):
+                    if item and item != MASK:
+                        out[key] = MASK
+                        total += 1
+                    else:
+                        out[key] = item
+                    continue
+                out[key], n = self._redact_value(item)
+                total += n
+            return out, total
+        if isinstance(value, list):
+            items = []
+            total = 0
+            for item in value:
+                new, n = self._redact_value(item)
+                items.append(new)
+                total += n
+            return items, total
+        return value, 0
+
+
+def _secret_key(key: str) -> bool:
+    return key.lower() in SECRET_KEYS
+
+
+def _collect(value: dict[str, object] | list[object] | AuditEvent, out: list[str]) -> None:
+    """Append every string below ``value`` to ``out``, each preceded by its key when it has one.
+
+    Exact ``type() is`` tests: records are built from JSON, and this runs once per event.
+    """
+    if type(value) is list:
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                out.append(cast(str, item))
+            elif kind is dict or kind is list:
+                _collect(cast("dict[str, object] | list[object]", item), out)
+        return
+    for key, item in cast("dict[str, object]", value).items():
+        kind = type(item)
+        if kind is str:
+            out.append(key)
+            out.append(cast(str, item))
+        elif kind is dict or kind is list:
+            _collect(cast("dict[str, object] | list[object]", item), out)
+
+
+def _mask_header(m: re.Match[str]) -> str:
+    value = m["dq"] if m["dq"] is not None else m["sq"] if m["sq"] is not None else None
+    if value is not None:
+        quote = '"' if m["dq"] is not None else "'"
+        return f"{m['name']}{m['sep']}{quote}{MASK}{quote}"
+    return f"{m['name']}{m['sep']}{MASK}"
+
+
+def _mask_param(m: re.Match[str]) -> str:
+    return f"{m['pre']}{m['name']}{m['eq']}{MASK}"
+
+
+def _bearer_masker(count: list[int]) -> Callable[[re.Match[str]], str]:
+    def mask(m: re.Match[str]) -> str:
+        if not _is_token(m["scheme"], m["token"]):
+            return m[0]
+        count[0] += 1
+        return f"{m['scheme']} {MASK}"
+
+    return mask
+
+
+def _extra_masker(count: list[int]) -> Callable[[re.Match[str]], str]:
+    def mask(m: re.Match[str]) -> str:
+        if m[0] == MASK or not m[0]:
+            return m[0]
+        if "value" in m.re.groupindex:
+            if m["value"] is None or m["value"] == MASK:
+                return m[0]
+            start, end = m.span("value")
+            base = m.start()
+            count[0] += 1
+            return m[0][: start - base] + MASK + m[0][end - base :]
+        count[0] += 1
+        return MASK
+
+    return mask
