@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from typing import Any
 
 import faust
@@ -77,6 +76,10 @@ def create_app(settings: Settings, log_level: int = logging.INFO) -> faust.App:
         stream_wait_empty=False,
         stream_buffer_maxsize=256,
         broker_max_poll_records=200,
+        # A worker that died without leaving the group keeps its partitions until its session
+        # times out; nobody audits them meanwhile. Keep that window short.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         store="memory://",
         web_enabled=True,
         topic_disable_leader=True,  # no leader-only tasks; avoids an extra internal topic
@@ -157,7 +160,7 @@ def create_app(settings: Settings, log_level: int = logging.INFO) -> faust.App:
 
     @app.timer(EXPIRE_INTERVAL)  # type: ignore[untyped-decorator]
     async def expire_timer() -> None:
-        pipeline.expire(time.time())
+        pipeline.expire()
         await flush()
 
     @app.page("/audit/metrics")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,44 @@ class Origin:
     topic: str
     partition: int
     offset: int
+    flushed: bool = False  # resolved, and everything it produced is acknowledged by Kafka
+
+
+class _InOrderAcks:
+    """Hands messages to Faust's ``ack()`` strictly in offset order per topic-partition.
+
+    Faust commits "the first run of consecutive acknowledged offsets", and its check for an
+    unacknowledged message at the head of that run is off by one (and skipped entirely while the
+    committed offset is 0 or unknown): acking offsets 1 and 2 while 0 still waits commits 3, and a
+    crash then loses offset 0. Acknowledging only the finished prefix ourselves keeps the committed
+    offset behind every unfinished message, whatever Faust does with the list.
+    """
+
+    __slots__ = ("_queues",)
+
+    def __init__(self) -> None:
+        self._queues: dict[tuple[str, int], deque[Origin]] = {}
+
+    def consumed(self, origin: Origin) -> None:
+        key = (origin.topic, origin.partition)
+        q = self._queues.get(key)
+        if q is None:
+            q = self._queues[key] = deque()
+        q.append(origin)
+
+    def release(self, flushed: Sequence[Origin]) -> None:
+        """Mark ``flushed`` done and ack every message now at the head of its partition's queue."""
+        touched = set()
+        for origin in flushed:
+            origin.flushed = True
+            touched.add((origin.topic, origin.partition))
+        for key in touched:
+            q = self._queues.get(key)
+            while q and q[0].flushed:
+                q.popleft().event.ack()
+
+    def clear(self) -> None:
+        self._queues.clear()
 
 
 @dataclass(slots=True)
@@ -84,6 +123,7 @@ class AuditPipeline:
         self._ready_acks: list[Origin] = []
         self._deadletters: list[OutMessage] = []
         self._flush_lock = asyncio.Lock()
+        self._in_order = _InOrderAcks()
         self._generation = 0
         self.latencies_ms: list[float] = []  # joined events, event time -> output acked (bench)
         self._latency_marks: list[int] = []
@@ -114,6 +154,7 @@ class AuditPipeline:
     def on_message(self, origin: Origin, value: bytes) -> None:
         """Feed one consumed message. Synchronous: no await between reading and resolving."""
         self._metrics.inc("messages_total", topic=origin.topic)
+        self._in_order.consumed(origin)
         try:
             signal, records = decode_packed(value)
         except ValueError as exc:
@@ -137,10 +178,10 @@ class AuditPipeline:
                 continue
             self._resolve(st, resolutions)
 
-    def expire(self, wall_now: float | None = None) -> None:
-        now = time.time() if wall_now is None else wall_now
+    def expire(self) -> None:
+        """Give up halves whose window passed (each correlator reads its own monotonic clock)."""
         for st in self._states.values():
-            self._resolve(st, st.correlator.expire(now))
+            self._resolve(st, st.correlator.expire())
 
     def _resolve(self, st: _PartitionState, resolutions: Sequence[Resolution]) -> None:
         for r in resolutions:
@@ -174,6 +215,7 @@ class AuditPipeline:
         self._generation += 1
         self._states.clear()
         self._ready_acks.clear()
+        self._in_order.clear()
 
     # -- producing -------------------------------------------------------------------------------
 
@@ -212,8 +254,7 @@ class AuditPipeline:
                     self._ready_acks[:0] = acks
                 raise
             if generation == self._generation:
-                for origin in acks:
-                    origin.event.ack()
+                self._in_order.release(acks)
             now = time.time_ns()
             self.latencies_ms.extend((now - t) / 1e6 for t in marks)
             if len(self.latencies_ms) > 200_000:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,3 +184,83 @@ async def read_packed(
 
 def records_of(consumed: list[Consumed]) -> list[dict[str, Any]]:
     return [r for c in consumed for r in c.records]
+
+
+@dataclass
+class Worker:
+    proc: subprocess.Popen[bytes]
+    web: str
+    log: Path
+
+    def stats(self) -> dict[str, Any]:
+        import json
+
+        with urllib.request.urlopen(f"{self.web}/audit/stats", timeout=5) as r:
+            return dict(json.loads(r.read()))
+
+
+def worker_env(env: Mapping[str, str], tmp: Path, **extra: str) -> dict[str, str]:
+    app_id = unique("w")
+    return {
+        **env,
+        "AUDIT_STREAM_APP_ID": app_id,
+        "AUDIT_STREAM_DATA_DIR": str(tmp / app_id),
+        "AUDIT_STREAM_WEB_PORT": str(free_port()),
+        **extra,
+    }
+
+
+def start_worker(env: Mapping[str, str], tmp: Path, name: str = "worker") -> Worker:
+    log = tmp / f"{name}.log"
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "audit_stream.cli", "worker", "-l", "info"],
+            env=base_env(env),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    w = Worker(proc, f"http://127.0.0.1:{env['AUDIT_STREAM_WEB_PORT']}", log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        # Ready means partitions are assigned and the agent is consuming.
+        if b"Worker ready" in log.read_bytes():
+            return w
+        time.sleep(0.2)
+    raise AssertionError(f"worker not ready:\n{log.read_text()[-3000:]}")
+
+
+async def read_messages(
+    bootstrap: str,
+    topic: str,
+    want: int,
+    timeout: float = 60,
+    settle: float = 2.0,
+    done: Callable[[list[Any]], bool] | None = None,
+) -> list[Any]:
+    """Raw messages from the start of ``topic``: until ``want`` arrived (or ``done`` says so),
+    then ``settle`` more seconds so that extra (duplicate) messages would be seen too."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=unique("reader"),
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if done(out) if done else len(out) >= want:
+                break
+            for msgs in (await consumer.getmany(timeout_ms=500)).values():
+                out.extend(msgs)
+        settle_until = time.monotonic() + settle
+        while time.monotonic() < settle_until:
+            for msgs in (await consumer.getmany(timeout_ms=300)).values():
+                out.extend(msgs)
+    finally:
+        await consumer.stop()
+    return out

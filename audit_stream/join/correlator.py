@@ -8,7 +8,9 @@ Requirements
     * Every record added is resolved exactly once: each :class:`Resolution` lists the origins of the
       records it finishes, so the caller acknowledges a Kafka message only when all its records
       are resolved (:class:`~audit_stream.join.acks.AckTracker`). State is memory only; a crash
-      replays the unacknowledged messages, and deterministic event ids make the replay recognisable.
+      replays the unacknowledged messages, and event ids name the request, not the record, so a
+      replayed request keeps its id whichever halves come back (``joined``, ``log_only`` or
+      ``span_only``) and the replay is recognisable.
     * Bounded memory, O(1) amortised work per record, O(expired) per expiry call.
 
 How it works
@@ -37,7 +39,8 @@ How it works
     span ids has its oldest one resolved early; with ``max_pending_total`` records waiting, the
     oldest record overall is. Both are emitted as ``log_only`` / ``span_only`` and count as
     ``shed``. Distinct logs sharing one span id (two access loggers on a listener) wait chained
-    under that key and all join its span.
+    under that key and all join its span; each yields its own event, and all of them carry the
+    hop's event id (:func:`~audit_stream.join.event.request_event_id`).
 
     Duplicates (same log id; same span key, since a span is identified by its trace and span id)
     produce one event: a waiting duplicate is found through the index, an emitted one through a
@@ -421,14 +424,14 @@ class Correlator:
         return chain
 
     def _detach(self, entry: _Entry) -> None:
-        """Remove one entry from the index; the next log of its chain takes its place."""
+        """Remove a head entry from the index; the next log of its chain takes its place.
+
+        Entries leave their deque in arrival order, and a chain's head is its oldest log, so a
+        chained log is always resolved as the head.
+        """
         trace = self._traces[entry.trace_id]
-        head = trace[entry.span_id]
-        if head is not entry:
-            assert head.extra is not None
-            head.extra.remove(entry)
-            head.extra = head.extra or None
-        elif entry.extra:
+        assert trace[entry.span_id] is entry
+        if entry.extra:
             successor = entry.extra.pop(0)
             successor.extra = entry.extra or None
             trace[entry.span_id] = successor  # keeps the key's place in arrival order

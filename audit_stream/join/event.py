@@ -6,8 +6,12 @@ fields hold known facts only, as the receiver writes them (Envoy's "-" already d
 
 How the event is made:
 
-* ``event_id`` is the log's id when there is a log, else the span's: a request first published as
-  ``log_only`` and replayed after a crash as ``joined`` keeps its id, so consumers can dedupe.
+* ``event_id`` names the *request*, not the record that happened to produce the event: a digest of
+  (trace id, span id) — the proxy hop — whenever the records carry them, else the log's own id. After
+  a crash the join re-reads every unfinished record; a request first published ``log_only`` may come
+  back ``joined``, and a span whose log was committed before the crash may come back ``span_only``.
+  All of them carry the same id, so consumers dedupe on it (keep the first). Two access loggers on
+  one listener log the same hop and therefore share an id too.
 * Facts are the span's :class:`AccessFields` overlaid by the log's (the log wins key by key).
 * ``time`` is the log's record time, else the span's start, as RFC 3339 UTC with nanoseconds.
 * ``source``: principal, service, namespace from the ``source_*`` fields; address is the
@@ -27,17 +31,18 @@ How the event is made:
 * ``authorization`` comes from :func:`audit_stream.join.authz.decide` on the merged facts.
 * ``mesh.proxy`` is ``envoy`` or ``linkerd`` from the log format or the telemetry's resource or
   scope; ``mesh.kind`` comes from an Istio node id (``sidecar~`` / ``router~`` -> gateway /
-  ``waypoint~``).
+  ``waypoint~``); ``mesh.correlation`` repeats the top-level correlation.
 
 Example::
 
     >>> ev = build_event(log, None, "log_only")
-    >>> ev["event_id"] == log["id"], ev["time"]
+    >>> ev["event_id"] == request_event_id(log["trace_id"], log["span_id"]), ev["time"]
     (True, '2026-10-09T07:54:53.132000000Z')
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Mapping
 
@@ -52,7 +57,7 @@ from audit_stream.models.records import (
 )
 from audit_stream.receiver.accesslog import namespace_from_principal, service_from_cluster
 
-__all__ = ["build_event", "format_time"]
+__all__ = ["build_event", "format_time", "request_event_id"]
 
 _ENVOY_FORMATS = frozenset({"istio_text", "envoy_text"})
 _LINKERD_FORMATS = frozenset({"linkerd_json", "linkerd_apache"})
@@ -208,6 +213,28 @@ def _response(f: AccessFields, span: MeshSpan | None) -> dict[str, int | str]:
     return response
 
 
+def request_event_id(trace_id: str, span_id: str) -> str:
+    """The event id of the request at one proxy hop: 32 hex digits from (trace id, span id).
+
+    Requirements: deterministic, and the same in every release, since consumers dedupe on it
+    across replays and upgrades: changing the digest or its inputs would re-publish every replayed
+    request under a new id. Distinct hops (other span id, or same span id in another trace) get
+    distinct ids.
+
+    How it works: BLAKE2b with a 16-byte digest over ``"<trace_id>/<span_id>"`` (the lowercase hex
+    the receiver writes), personalised with ``b"audit.event"`` so the id cannot be mistaken for a
+    digest of the same text made for another purpose.
+
+    Example::
+
+        >>> request_event_id("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174")
+        '61db200bea5e02b610bef9f4b121eed0'
+    """
+    return hashlib.blake2b(
+        f"{trace_id}/{span_id}".encode(), digest_size=16, person=b"audit.event"
+    ).hexdigest()
+
+
 def build_event(log: MeshLog | None, span: MeshSpan | None, correlation: Correlation) -> AuditEvent:
     """Return the audit event for a log, a span, or a joined pair (see the module docstring).
 
@@ -233,6 +260,8 @@ def build_event(log: MeshLog | None, span: MeshSpan | None, correlation: Correla
         trace_id, span_id = span["trace_id"], span["span_id"]
     else:
         raise ValueError("build_event needs a log or a span")
+    if trace_id is not None and span_id is not None:
+        event_id = request_event_id(trace_id, span_id)
     f = fields
 
     user: dict[str, str] = {}

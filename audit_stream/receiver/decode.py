@@ -74,7 +74,7 @@ _KINDS: Final[tuple[SpanKind, ...]] = (
     "unspecified", "internal", "server", "client", "producer", "consumer",
 )  # fmt: skip
 _STATUS: Final = ("unset", "ok", "error")
-_REQUEST_FACTS: Final = ("method", "response_code", "grpc_status")
+_REQUEST_FACTS: Final = ("method", "path", "response_code", "grpc_status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +188,11 @@ def _id_problem(what: str, raw: bytes, size: int, zero: bytes) -> str | None:
 
 
 def _time_problem(what: str, t: int, max_ns: int) -> str | None:
+    # no value in the text: reasons are kept distinct, and one per record would crowd them out
     if t < MIN_TIME_NS:
-        return f"{what} {t} is before 2000-01-01"
+        return f"{what} is before 2000-01-01"
     if t > max_ns:
-        return f"{what} {t} is more than a day in the future"
+        return f"{what} is more than a day in the future"
     return None
 
 

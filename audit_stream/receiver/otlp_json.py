@@ -68,7 +68,14 @@ def parse_json(body: bytes, signal: Signal) -> Message:
     msg: Message = ExportLogsServiceRequest() if signal == "logs" else ExportTraceServiceRequest()
     try:
         json_format.ParseDict(obj, msg, ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, AttributeError, KeyError, ValueError) as e:
+    except (
+        json_format.ParseError,
+        TypeError,
+        AttributeError,
+        KeyError,
+        ValueError,
+        RecursionError,
+    ) as e:
         raise ValueError(f"malformed OTLP/JSON {signal} request: {e}") from None
     return msg
 

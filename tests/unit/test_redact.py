@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 import pytest
@@ -302,18 +301,3 @@ def test_extra_params() -> None:
 def test_invalid_extra_pattern_is_rejected() -> None:
     with pytest.raises(ValueError, match="invalid redaction pattern"):
         Redactor(extra_patterns=["(unclosed"])
-
-
-# --------------------------------------------------------------------------------------------
-# Speed
-
-
-def test_clean_events_are_fast(redactor: Redactor) -> None:
-    events = [make_event(path=f"/api/items/{i}?page={i}&sort=asc") for i in range(1000)]
-    start = time.perf_counter()
-    for _ in range(20):
-        for event in events:
-            redactor.redact_event(event)
-    elapsed = time.perf_counter() - start
-    # 20k events; the requirement is 20k/s, measured ~4x faster. Generous bound for slow CI.
-    assert elapsed < 1.0, f"20k clean events took {elapsed:.2f}s"

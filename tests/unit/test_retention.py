@@ -315,21 +315,6 @@ def test_missing_default_and_rules_fall_back() -> None:
     assert load_policy("rules:\ndefault: {class: x, days: 1}").rules == ()
 
 
-def test_tagging_is_fast() -> None:
-    policy = load_policy_file(EXAMPLE)
-    events = [
-        make_event(request__path=f"/api/items/{i}", destination__namespace=f"ns{i % 7}")
-        for i in range(1000)
-    ]
-    start = time.perf_counter()
-    for _ in range(20):
-        for event in events:
-            policy.tag(event)
-    elapsed = time.perf_counter() - start
-    # 20k tags; the requirement is 20k/s, measured ~10x faster. Generous bound for slow CI.
-    assert elapsed < 1.0, f"20k tags took {elapsed:.2f}s"
-
-
 # --------------------------------------------------------------------------------------------
 # Invalid policies: every message names source, line and column
 
