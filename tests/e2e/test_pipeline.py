@@ -212,3 +212,38 @@ async def test_worker_killed_mid_stream_loses_nothing(
         rid for rid, docs in by_rid.items() if any(d["correlation"] == "joined" for d, _ in docs)
     }
     assert joined == {r.request_id for b in batches for r in b if r.trace_id and r.log}
+
+
+def test_worker_refuses_topics_that_are_not_copartitioned(
+    pipeline_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {
+        **pipeline_env,
+        "AUDIT_STREAM_TOPIC_LOGS": pipeline_env["AUDIT_STREAM_TOPIC_LOGS"] + ".x",
+        "AUDIT_STREAM_PARTITIONS": "2",
+    }
+    assert cli(env, "topics", "create").returncode == 2  # created, then the check refuses
+    out = cli(worker_env(env, tmp_path), "worker", timeout=60)
+    assert out.returncode == 2
+    assert "co-partitioned" in out.stderr and "--partitions 3" in out.stderr
+
+
+def test_worker_refuses_an_invalid_retention_policy(
+    pipeline_env: dict[str, str], tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "default: {class: standard, days: 90}\n"
+        "rules:\n"
+        "  - name: x\n"
+        "    match: {request.path: '/a*'}\n"
+        "    class: short\n"
+        "    days: -1\n"
+    )
+    out = cli(
+        worker_env({**pipeline_env, "AUDIT_STREAM_RETENTION_POLICY": str(policy)}, tmp_path),
+        "worker",
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert f"{policy}:6" in out.stderr  # points at the offending line
