@@ -16,7 +16,7 @@ from typing import Any
 
 from audit_stream import __version__
 from audit_stream.config import Settings, settings_from_env
-from audit_stream.errors import AuditStreamError
+from audit_stream.errors import AuditStreamError, ConfigError
 
 __all__ = ["main"]
 
@@ -59,6 +59,21 @@ def _cmd_topics(ns: argparse.Namespace, settings: Settings) -> int:
     from audit_stream.topics import check_copartitioned, topic_specs
 
     specs = topic_specs(settings.topics)
+    if settings.worker.topic_per_class:
+        from audit_stream.retention import (
+            DEFAULT_POLICY,
+            PolicyError,
+            class_retention_ms,
+            load_policy_file,
+        )
+        from audit_stream.topics import class_topic_specs
+
+        path = settings.worker.retention_policy
+        try:
+            policy = load_policy_file(path) if path else DEFAULT_POLICY
+        except (PolicyError, OSError) as exc:
+            raise ConfigError(f"AUDIT_STREAM_RETENTION_POLICY: {exc}") from None
+        specs += class_topic_specs(settings.topics, class_retention_ms(policy))
     if ns.action == "create":
         for r in asyncio.run(create_topics(settings.kafka, specs)):
             state = "created" if r.created else "exists"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from audit_stream.config import TopicSettings
 from audit_stream.errors import TopicLayoutError
 
-__all__ = ["TopicSpec", "check_copartitioned", "topic_specs"]
+__all__ = ["TopicSpec", "check_copartitioned", "class_topic_specs", "topic_specs"]
 
 _DAY_MS = 86_400_000
 
@@ -84,6 +84,23 @@ def topic_specs(t: TopicSettings) -> list[TopicSpec]:
             30 * _DAY_MS,
             "records that could not be processed; error and origin in headers",
         ),
+    ]
+
+
+def class_topic_specs(t: TopicSettings, retention_ms: Mapping[str, int]) -> list[TopicSpec]:
+    """One SIEM topic per retention class (``<siem>.<class>``) whose ``retention.ms`` is the
+    class's, so Kafka itself deletes records when their retention tag says (``-1``: keep)."""
+    return [
+        TopicSpec(
+            f"{t.siem}.{cls}",
+            t.partitions,
+            t.replication_factor,
+            "event id",
+            "siem_*.json",
+            ms,
+            f"SIEM records of retention class {cls}",
+        )
+        for cls, ms in sorted(retention_ms.items())
     ]
 
 

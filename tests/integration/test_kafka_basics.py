@@ -129,3 +129,28 @@ def test_cli_version_and_bad_config() -> None:
     )
     assert bad.returncode == 2
     assert "AUDIT_STREAM_PARTITIONS: expected an integer" in bad.stderr
+
+
+async def test_topic_per_class_creates_one_topic_per_retention_class(
+    kafka_bootstrap: str, kafka_settings: KafkaSettings, topic_settings: TopicSettings
+) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from tests.support import cli, topic_env
+
+    env = {**topic_env(kafka_bootstrap, topic_settings), "AUDIT_STREAM_TOPIC_PER_CLASS": "true"}
+    out = cli(env, "topics", "create")
+    assert out.returncode == 0, out.stderr
+    standard, security = f"{topic_settings.siem}.standard", f"{topic_settings.siem}.security"
+    assert standard in out.stdout and security in out.stdout
+    admin = AIOKafkaAdminClient(**kafka_settings.client_kwargs())
+    await admin.start()
+    try:
+        resp = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, security, {"retention.ms": None})]
+        )
+    finally:
+        await admin.close()
+    entries = {e[0]: e[1] for e in resp[0].resources[0][4]}
+    assert entries["retention.ms"] == str(2555 * 86_400_000)  # the default policy's security class
