@@ -84,12 +84,12 @@ class Receiver:
         return self.proc.wait(timeout)
 
 
-def wait_http(url: str, timeout: float, want: int = 200) -> None:
+def wait_http(url: str, timeout: float, want: int = 200, context: Any = None) -> None:
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2, context=context) as r:
                 if r.status == want:
                     return
         except Exception as exc:  # still starting
@@ -100,7 +100,13 @@ def wait_http(url: str, timeout: float, want: int = 200) -> None:
 
 @contextmanager
 def run_receiver(
-    env: Mapping[str, str], tmp: Path, wait_ready: bool = True, extra_args: tuple[str, ...] = ()
+    env: Mapping[str, str],
+    tmp: Path,
+    wait_ready: bool = True,
+    extra_args: tuple[str, ...] = (),
+    scheme: str = "http",
+    ca: str | None = None,
+    client_cert: tuple[str, str] | None = None,
 ) -> Iterator[Receiver]:
     gport, hport = free_port(), free_port()
     log = tmp / f"receiver-{gport}.log"
@@ -121,12 +127,17 @@ def run_receiver(
             stdout=fh,
             stderr=subprocess.STDOUT,
         )
-    rcv = Receiver(proc, f"127.0.0.1:{gport}", f"http://127.0.0.1:{hport}", log)
+    host = "localhost" if scheme == "https" else "127.0.0.1"  # certificates name localhost
+    rcv = Receiver(proc, f"127.0.0.1:{gport}", f"{scheme}://{host}:{hport}", log)
+    context = None
+    if scheme == "https":
+        import ssl
+
+        context = ssl.create_default_context(cafile=ca)
+        if client_cert:
+            context.load_cert_chain(*client_cert)
     try:
-        if wait_ready:
-            wait_http(f"{rcv.http}/healthz", 30)
-        else:
-            wait_http(f"{rcv.http}/livez", 30)
+        wait_http(f"{rcv.http}/{'healthz' if wait_ready else 'livez'}", 30, context=context)
         yield rcv
     finally:
         if proc.poll() is None:
