@@ -7,6 +7,7 @@ same factory and runs it with our defaults.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -143,10 +144,14 @@ def create_app(settings: Settings, log_level: int = logging.INFO) -> faust.App:
                 pipeline.on_message(
                     Origin(event, msg.topic, msg.partition, msg.offset), event.value
                 )
-                if pipeline.wants_flush():
-                    await pipeline.flush()
-        except KafkaUnavailable:
-            raise
+                while pipeline.wants_flush():
+                    # Backpressure: stop consuming until Kafka takes the output, so the buffer
+                    # stays bounded however long Kafka is away.
+                    try:
+                        await pipeline.flush()
+                    except KafkaUnavailable as exc:
+                        log.warning("output not acknowledged, retrying: %s", exc)
+                        await asyncio.sleep(1.0)
         except Exception as exc:
             # A silently dead agent would stall commits forever: crash the worker instead, so
             # its supervisor restarts it and the uncommitted messages are re-read.

@@ -40,8 +40,7 @@ __all__ = ["AuditPipeline", "Origin"]
 
 log = logging.getLogger(__name__)
 
-FLUSH_RECORDS = 4_000  # flush inline beyond this many buffered events (backpressure)
-MAX_BUFFERED = 20_000  # the agent waits for a flush rather than buffer more
+FLUSH_RECORDS = 4_000  # beyond this many buffered events the agent flushes before consuming more
 
 
 @dataclass(eq=False, slots=True)
