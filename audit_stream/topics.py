@@ -79,7 +79,7 @@ def topic_specs(t: TopicSettings) -> list[TopicSpec]:
             t.deadletter,
             1,
             rf,
-            "origin key",
+            "none (origin in headers)",
             "-",
             30 * _DAY_MS,
             "records that could not be processed; error and origin in headers",
