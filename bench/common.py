@@ -13,7 +13,9 @@ Payloads
 
 Process sampling (Linux ``/proc``)
     :class:`ProcSample` reads a process's CPU time (``utime + stime`` of all threads, from
-    ``/proc/<pid>/stat``), RSS and peak RSS (``VmRSS`` / ``VmHWM``); :func:`thread_cpu` splits
+    ``/proc/<pid>/stat``), page faults (``minflt + majflt``: on a VM a fault can cost several
+    microseconds, so memory that is returned to the kernel and touched again is CPU time), RSS
+    and peak RSS (``VmRSS`` / ``VmHWM``); :func:`thread_cpu` splits
     CPU time by thread name, which shows whether time goes to the Python thread or to the gRPC
     core's own threads.
 
@@ -277,6 +279,7 @@ class ProcSample:
 
     at: float  # time.monotonic()
     cpu_seconds: float  # utime + stime, all threads
+    page_faults: int  # minflt + majflt, all threads
     rss_bytes: int
     peak_rss_bytes: int  # VmHWM: the high-water mark since the process started
 
@@ -288,6 +291,7 @@ class ProcSample:
         # comm (field 2) may contain spaces and parentheses: split after its closing paren.
         rest = stat[stat.rindex(b")") + 2 :].split()
         cpu = (int(rest[11]) + int(rest[12])) / _TICKS  # fields 14, 15: utime, stime
+        faults = int(rest[7]) + int(rest[9])  # fields 10, 12: minflt, majflt
         rss = hwm = 0
         with open(f"/proc/{pid}/status", "rb") as fh:
             for line in fh:
@@ -295,7 +299,7 @@ class ProcSample:
                     rss = int(line.split()[1]) * 1024
                 elif line.startswith(b"VmHWM:"):
                     hwm = int(line.split()[1]) * 1024
-        return cls(at, cpu, rss, hwm)
+        return cls(at, cpu, faults, rss, hwm)
 
 
 def thread_cpu(pid: int) -> dict[str, float]:

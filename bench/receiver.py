@@ -396,6 +396,11 @@ def _summarise(
         "cpu_s_per_100k": round(cpu / ok_records * 100_000, 3) if ok_records else None,
         "cpu_percent_of_core": round(100 * cpu / wall, 1),
         "cpu_by_thread_percent": threads,
+        "page_faults_per_1k": (
+            round((s1.receiver.page_faults - s0.receiver.page_faults) / ok_records * 1000, 1)
+            if ok_records
+            else None
+        ),
         "peak_rss_mib": round(end.receiver.peak_rss_bytes / 2**20, 1),
         "rss_mib": round(end.receiver.rss_bytes / 2**20, 1),
         "latency_ms": {
@@ -445,6 +450,7 @@ def _report(s: dict[str, Any]) -> None:
             "  by thread",
             ", ".join(f"{n} {p:.0f}%" for n, p in s["cpu_by_thread_percent"].items()),
         ),
+        ("receiver page faults", f"{s['page_faults_per_1k']} per 1000 records"),
         (
             "receiver memory",
             f"peak RSS (VmHWM) {s['peak_rss_mib']:,.0f} MiB, RSS now {s['rss_mib']:,.0f} MiB",
@@ -498,10 +504,12 @@ def hot_path(args: argparse.Namespace, payloads: list[bytes]) -> None:
     process, and the alternatives worth considering; prints microseconds per record.
 
     Stages mirror :class:`audit_stream.receiver.ingest.Ingest`: protobuf parse, decode,
-    placement (murmur2 + ``orjson.dumps`` + packing, ``Ingest._place``), then what aiokafka does
-    per message (record batch build + compression with the Publisher's codec). What is left of
-    the end-to-end CPU per record is gRPC, asyncio and aiokafka's network path.
+    placement (murmur2 of all trace ids + one ``orjson.dumps`` per partition, ``Ingest._place``),
+    then what aiokafka does per message (record batch build + compression with the Publisher's
+    default codec and batch size). What is left of the end-to-end CPU per record is gRPC, asyncio,
+    aiokafka's network path, freeing the request's objects and page faults.
     """
+    import gc
     import inspect
 
     import orjson
@@ -511,7 +519,7 @@ def hot_path(args: argparse.Namespace, payloads: list[bytes]) -> None:
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
     from audit_stream.config import ReceiverSettings, TopicSettings
-    from audit_stream.kafka.partitioner import partition_for
+    from audit_stream.kafka.partitioner import partitions_for_hex_ids
     from audit_stream.kafka.publisher import Publisher
     from audit_stream.metrics import Registry
     from audit_stream.receiver import decode
@@ -524,7 +532,9 @@ def hot_path(args: argparse.Namespace, payloads: list[bytes]) -> None:
         if logs
         else trace_service_pb2.ExportTraceServiceRequest
     )
-    codec = inspect.signature(Publisher.__init__).parameters["compression"].default
+    defaults = inspect.signature(Publisher.__init__).parameters
+    codec = defaults["compression"].default
+    batch_size = defaults["max_batch_size"].default
     codecs = {name: AIOKafkaProducer._COMPRESSORS[name][1] for name in ("lz4", "zstd", "snappy")}
     codecs["none"] = 0
     ingest = Ingest(ReceiverSettings(), TopicSettings(), None, Registry())  # type: ignore[arg-type]
@@ -532,17 +542,30 @@ def hot_path(args: argparse.Namespace, payloads: list[bytes]) -> None:
     decoder: Any = decode.decode_logs if logs else decode.decode_spans
     sig: Any = "log" if logs else "span"
 
-    def batches(messages: list[Any], codec_id: int) -> None:
-        for m in messages:  # each packed message is larger than a batch: one batch each
-            b = BatchBuilder(16384, codec_id)
+    def batches(messages: list[Any], codec_id: int) -> int:
+        size = 0
+        for m in messages:  # one batch per message: with 1 MB batches, two messages at most share
+            b = BatchBuilder(batch_size, codec_id)
             b.append(timestamp=None, key=m.key, value=m.value, headers=m.headers)
-            b._build()
+            size += len(b._build())
+        return size
 
     stages: dict[str, float] = collections.defaultdict(float)
+    sizes: dict[str, int] = collections.defaultdict(int)
     records = 0
+    gc_time = [0.0, 0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_time[1] = time.perf_counter()
+        else:
+            gc_time[0] += time.perf_counter() - gc_time[1]
+
+    gc.callbacks.append(on_gc)
     rounds = max(1, args.hot_rounds)
     for i in range(rounds * len(payloads)):
         body = payloads[i % len(payloads)]
+        gc_before = gc_time[0]
         t0 = time.perf_counter()
         req = Req.FromString(body)
         t1 = time.perf_counter()
@@ -550,12 +573,13 @@ def hot_path(args: argparse.Namespace, payloads: list[bytes]) -> None:
         t2 = time.perf_counter()
         msgs = ingest._place(sig, "t", args.partitions, batch.records)
         t3 = time.perf_counter()
-        batches(msgs, codecs.get(codec or "none", 0))
+        sizes[codec or "none"] += batches(msgs, codecs.get(codec or "none", 0))
         t4 = time.perf_counter()
         stages["1 parse protobuf (FromString)"] += t1 - t0
         stages[f"2 decode ({decoder.__name__})"] += t2 - t1
         stages["3 place (Ingest._place)"] += t3 - t2
         stages[f"4 aiokafka batch build, {codec or 'no'} compression"] += t4 - t3
+        stages["  1-4 of which cyclic garbage collection"] += gc_time[0] - gc_before
         # parts and alternatives, not part of the sum
         recs: list[Any] = batch.records
         t5 = time.perf_counter()
@@ -566,25 +590,31 @@ def hot_path(args: argparse.Namespace, payloads: list[bytes]) -> None:
                         if lr.body.string_value:
                             parse_line(lr.body.string_value)
         t6 = time.perf_counter()
-        keys = [r["trace_id"].encode() for r in recs if r["trace_id"]]
+        traced = [r["trace_id"] for r in recs if r["trace_id"]]
         t7 = time.perf_counter()
-        for k in keys:
-            partition_for(k, args.partitions)
+        partitions_for_hex_ids(traced, args.partitions)
         t8 = time.perf_counter()
+        for m in msgs:
+            orjson.loads(m.value)  # not timed: only to have the partition groups again
+        t9 = time.perf_counter()
         dumps = orjson.dumps
         for r in recs:
             dumps(r)
-        t9 = time.perf_counter()
+        t10 = time.perf_counter()
+        dumps(recs)
+        t11 = time.perf_counter()
         if logs:
             stages["  2a of which access-log line parsing (parse_line)"] += t6 - t5
-        stages["  3a of which murmur2 partition_for"] += t8 - t7
-        stages["  3b of which orjson.dumps per record"] += t9 - t8
+        stages["  3a of which murmur2 (partitions_for_hex_ids)"] += t8 - t7
+        stages["  3b of which orjson.dumps, one call for all records"] += t11 - t10
+        stages["  alt: orjson.dumps per record"] += t10 - t9
         for name in ("lz4", "zstd", "snappy", "none"):
             if name != (codec or "none"):
                 ta = time.perf_counter()
-                batches(msgs, codecs[name])
+                sizes[name] += batches(msgs, codecs[name])
                 stages[f"  alt: batch build with {name}"] += time.perf_counter() - ta
         records += len(recs)
+    gc.callbacks.remove(on_gc)
     per = 1e6 / records
     main_total = sum(v for k, v in stages.items() if k[0].isdigit()) * per
     print(f"\nin-process hot path, {records:,} {args.signal} records, microseconds per record:")
@@ -593,6 +623,10 @@ def hot_path(args: argparse.Namespace, payloads: list[bytes]) -> None:
         print(f"  {name:<58} {us:7.2f} us  {100 * us / main_total:5.1f}%")
     print(
         f"  {'sum of stages 1-4':<58} {main_total:7.2f} us  (= {1e6 / main_total:,.0f} records/s)"
+    )
+    print(
+        "  record batch bytes per record: "
+        + ", ".join(f"{k} {v / records:,.0f}" for k, v in sorted(sizes.items()))
     )
 
 

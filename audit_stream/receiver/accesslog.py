@@ -176,7 +176,7 @@ def _istio_fast(parts: list[str]) -> AccessFields | None:
     if method == "-" or path == "-" or protocol == "-":
         return None
     try:
-        f: dict[str, object] = {
+        f: AccessFields = {
             "start_time": head[1:-2],
             "method": method,
             "path": path,
@@ -227,7 +227,7 @@ def _istio_fast(parts: list[str]) -> AccessFields | None:
         f["destination_service"] = svc
         if ns is not None:
             f["destination_namespace"] = ns
-    return cast(AccessFields, f)
+    return f
 
 
 def _parse_text(line: str) -> tuple[LogFormat, AccessFields]:

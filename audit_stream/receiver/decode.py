@@ -18,6 +18,12 @@ Requirements:
 * Throughput: this runs for every record the receiver takes in; the log path avoids per-record
   work that is not needed (shared resource / scope dicts, no ``json_format`` on the protobuf path,
   string bodies read without ``WhichOneof``).
+* Within one request, log records whose attributes are byte-identical (Istio's
+  ``logFormat.labels``: a few caller / callee combinations per sidecar) share the flattened
+  attributes and the facts taken from them, which are computed once: reaching each ``KeyValue``
+  through the protobuf API costs two Python objects, and the mapping to facts is more again. The
+  bytes are found in the record's serialization (made anyway for the id); the shared dicts are
+  never mutated.
 
 Example::
 
@@ -75,6 +81,7 @@ _KINDS: Final[tuple[SpanKind, ...]] = (
 )  # fmt: skip
 _STATUS: Final = ("unset", "ok", "error")
 _REQUEST_FACTS: Final = ("method", "path", "response_code", "grpc_status")
+_LOG_ATTRIBUTES: Final = 0x32  # tag byte of LogRecord.attributes (field 6, length-delimited)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +150,69 @@ def flatten_attributes(kvs: Any) -> Attributes:
         s = v.string_value  # most attributes are strings: skip WhichOneof for them
         out[kv.key] = s if s else _value(v)
     return out
+
+
+def _attribute_run(raw: bytes, tag: int) -> tuple[int, int, int]:
+    """``(start, end, entries)`` of the run of ``tag`` fields (attributes) in ``raw``.
+
+    ``raw`` is a message as protobuf serializes it: fields in field-number order, so all
+    attributes form one contiguous run, preceded only by lower-numbered fields with one-byte tags.
+    ``(0, 0, 0)`` when a field numbered above the attributes (or anything unexpected) comes first;
+    callers compare ``entries`` with the attribute count, so a run that is not all of them is never
+    used. Raises ``IndexError`` on truncated input.
+    """
+    i = 0
+    t = raw[0]
+    while t != tag:
+        wire = t & 7
+        if t > tag or wire == 3 or wire == 4 or wire > 5:
+            return 0, 0, 0
+        if wire == 2:
+            ln = raw[i + 1]
+            if ln < 0x80:
+                i += 2 + ln
+            elif raw[i + 2] < 0x80:  # a body of 128 B - 16 KiB, the usual access-log line
+                i += 3 + (ln & 0x7F) + (raw[i + 2] << 7)
+            else:
+                ln, i = _varint(raw, i + 1)
+                i += ln
+        elif wire == 1:
+            i += 9
+        elif wire == 5:
+            i += 5
+        else:
+            i += 1
+            while raw[i] & 0x80:
+                i += 1
+            i += 1
+        t = raw[i]
+    start = i
+    entries = 0
+    n = len(raw)
+    while i < n and raw[i] == tag:
+        ln = raw[i + 1]
+        if ln < 0x80:
+            i += 2 + ln
+        else:
+            ln, i = _varint(raw, i + 1)
+            i += ln
+        entries += 1
+    if i > n:
+        raise IndexError("truncated field")
+    return start, i, entries
+
+
+def _varint(raw: bytes, i: int) -> tuple[int, int]:
+    """(value, index after it) of the base-128 varint at ``raw[i]``."""
+    value = 0
+    shift = 0
+    while True:
+        b = raw[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, i
+        shift += 7
 
 
 def _hasher(person: bytes, resource: Any) -> Any:
@@ -228,14 +298,18 @@ def _log_body(body: Any) -> tuple[LogFormat, AccessFields, str | None]:
 def decode_logs(req: ExportLogsServiceRequest, now_ns: int) -> DecodedBatch[MeshLog]:
     """Normalise every log record of ``req``; see the module docstring for the rules."""
     out: list[MeshLog] = []
+    append = out.append
     rej = _Rejects()
     max_ns = now_ns + MAX_AHEAD_NS
+    # (attribute bytes, direction hint) -> (attributes, facts from them), for this request only
+    labelled: dict[tuple[bytes, bool | None], tuple[Attributes, AccessFields]] = {}
     for rl in req.resource_logs:
         res = rl.resource
         resource = flatten_attributes(res.attributes)
         h_res = _hasher(b"mesh.log", res)
         for sl in rl.scope_logs:
             h_scope, scope = _scoped(h_res, sl.scope)
+            copy = h_scope.copy
             for rec in sl.log_records:
                 tid = rec.trace_id
                 sid = rec.span_id
@@ -251,6 +325,9 @@ def decode_logs(req: ExportLogsServiceRequest, now_ns: int) -> DecodedBatch[Mesh
                     rej.add(_log_problem(tid, sid, t, ot, max_ns))
                     continue
 
+                serialized = rec.SerializeToString()
+                h = copy()
+                h.update(serialized)
                 body = rec.body
                 raw: str | None = body.string_value
                 fmt: LogFormat
@@ -260,10 +337,9 @@ def decode_logs(req: ExportLogsServiceRequest, now_ns: int) -> DecodedBatch[Mesh
                     fmt, fields, raw = _log_body(body)
                 kvs = rec.attributes
                 if kvs:
-                    attributes = flatten_attributes(kvs)
                     cluster = fields.get("upstream_cluster")
                     hint = direction_of_cluster(cluster) if cluster else None
-                    from_attrs = fields_from_attributes(attributes, hint)
+                    attributes, from_attrs = _labels(serialized, kvs, hint, labelled)
                     if from_attrs:
                         fields.update(from_attrs)  # operators label records to be authoritative
                         if fmt == "unknown" and not raw:
@@ -273,8 +349,6 @@ def decode_logs(req: ExportLogsServiceRequest, now_ns: int) -> DecodedBatch[Mesh
                 if fmt == "attributes" and not fields:
                     fmt = "unknown"
 
-                h = h_scope.copy()
-                h.update(rec.SerializeToString())
                 trace_id = tid.hex() if tid else None
                 record: MeshLog = {
                     "id": h.hexdigest(),
@@ -296,8 +370,31 @@ def decode_logs(req: ExportLogsServiceRequest, now_ns: int) -> DecodedBatch[Mesh
                     record["scope"] = scope
                 if fmt == "unknown" and raw:
                     record["body"] = raw
-                out.append(record)
+                append(record)
     return DecodedBatch(out, rej.count, rej.reasons)
+
+
+def _labels(
+    serialized: bytes,
+    kvs: Any,
+    hint: bool | None,
+    seen: dict[tuple[bytes, bool | None], tuple[Attributes, AccessFields]],
+) -> tuple[Attributes, AccessFields]:
+    """A log record's flattened attributes and the facts they carry, shared with earlier records
+    of the request whose attributes are byte-identical (callers must not mutate them)."""
+    try:
+        start, end, entries = _attribute_run(serialized, _LOG_ATTRIBUTES)
+    except IndexError:  # cannot happen with protobuf's own encoding; no sharing then
+        entries = -1
+    if entries != len(kvs):  # not the layout protobuf writes: no key to share by
+        attributes = flatten_attributes(kvs)
+        return attributes, fields_from_attributes(attributes, hint)
+    key = (serialized[start:end], hint)
+    known = seen.get(key)
+    if known is None:
+        attributes = flatten_attributes(kvs)
+        known = seen[key] = (attributes, fields_from_attributes(attributes, hint))
+    return known
 
 
 def _span_fields(attributes: Attributes, kind: SpanKind) -> AccessFields:

@@ -24,12 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-
 from audit_stream.config import ReceiverSettings, TopicSettings
 from audit_stream.errors import AuditStreamError, Overloaded
-from audit_stream.kafka.codec import Signal, pack
-from audit_stream.kafka.partitioner import partition_for
+from audit_stream.kafka.codec import Signal, pack_records
+from audit_stream.kafka.partitioner import partitions_for_hex_ids
 from audit_stream.kafka.publisher import OutMessage, Publisher
 from audit_stream.metrics import Registry
 from audit_stream.receiver import decode
@@ -64,6 +62,9 @@ class Ingest:
         self._clock = clock
         self._inflight = 0
         self._spread = itertools.count()
+        # encoded size of a record in the last request of each signal: lets _place skip encoding
+        # a partition's records at once when they will clearly not fit in one message
+        self._record_bytes: dict[Signal, float] = {}
         for name, help_ in (
             ("received_records_total", "records received in OTLP requests"),
             ("published_records_total", "records acknowledged by Kafka"),
@@ -125,31 +126,44 @@ class Ingest:
     def _place(
         self, signal: Signal, topic: str, partitions: int, records: Sequence[dict[str, Any]]
     ) -> list[OutMessage]:
-        by_partition: dict[int, list[bytes]] = {}
-        keys: dict[int, bytes | None] = {}
-        dumps = orjson.dumps
-        # A request usually carries several records per trace (hops, retries): hash each id once.
-        placed: dict[str, int] = {}
-        for rec in records:
-            trace_id = rec["trace_id"]
-            if trace_id is None:
-                p = next(self._spread) % partitions
-                key = None
-            else:
-                p = placed.get(trace_id, -1)
-                if p < 0:
-                    p = placed[trace_id] = partition_for(trace_id.encode(), partitions)
-                key = trace_id.encode()
-            bucket = by_partition.get(p)
-            if bucket is None:
-                bucket = by_partition[p] = []
-                keys[p] = key
-            elif keys[p] is None:
-                keys[p] = key
-            bucket.append(dumps(rec))
+        """Group ``records`` by partition (input order kept within each) and pack each group.
+
+        All trace ids are hashed in one call (:func:`partitions_for_hex_ids`) and each group is
+        encoded by one ``orjson.dumps`` (:func:`pack_records`): per-record calls of either were
+        a quarter of the receiver's CPU.
+        """
+        trace_ids = [rec["trace_id"] for rec in records]
+        traced = [t for t in trace_ids if t is not None]
+        placed = partitions_for_hex_ids(traced, partitions)
+        by_partition: dict[int, list[dict[str, Any]]] = {}
+        if len(traced) == len(records):
+            for rec, p in zip(records, placed, strict=True):
+                bucket = by_partition.get(p)
+                if bucket is None:
+                    by_partition[p] = [rec]
+                else:
+                    bucket.append(rec)
+        else:
+            spread = self._spread
+            next_placed = iter(placed).__next__
+            for rec, trace_id in zip(records, trace_ids, strict=True):
+                p = next(spread) % partitions if trace_id is None else next_placed()
+                bucket = by_partition.get(p)
+                if bucket is None:
+                    by_partition[p] = [rec]
+                else:
+                    bucket.append(rec)
         out: list[OutMessage] = []
         max_bytes = self._settings.max_batch_bytes
-        for p, encoded in by_partition.items():
-            for msg in pack(signal, p, keys[p], encoded, max_bytes):
+        expected = self._record_bytes.get(signal, 0.0)
+        size = 0
+        for p, bucket in by_partition.items():
+            # the key is the first trace id of the partition's records, if any has one
+            key = next((r["trace_id"] for r in bucket if r["trace_id"] is not None), None)
+            kb = key.encode() if key is not None else None
+            for msg in pack_records(signal, p, kb, bucket, max_bytes, expected):
                 out.append(OutMessage(topic, msg.value, msg.key, p, msg.headers(signal)))
+                size += len(msg.value)
+        if records:
+            self._record_bytes[signal] = size / len(records)
         return out

@@ -402,6 +402,120 @@ def test_attribute_value_types_are_flattened() -> None:
     }
 
 
+# --- attributes shared within a request --------------------------------------------------
+
+
+OUTBOUND_LINE = ISTIO_LINE.replace(
+    "inbound|8000||", "outbound|9080||reviews.default.svc.cluster.local"
+)
+LABELS = {
+    "peer_principal": "spiffe://cluster.local/ns/shop/sa/orders",
+    "source_workload": "orders-v1",
+    "namespace": "shop",
+}
+
+
+def labelled(body: str, labels: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    attrs = [{"key": k, "value": v} for k, v in labels.items()]
+    return one_log(body={"stringValue": body}, attributes=attrs, **fields)
+
+
+def one_by_one(body: bytes) -> list[dict[str, Any]]:
+    """Each record decoded in a request of its own: nothing can be shared."""
+    doc = orjson.loads(body)
+    out = []
+    for rl in doc["resourceLogs"]:
+        for sl in rl["scopeLogs"]:
+            for rec in sl["logRecords"]:
+                alone = {"resourceLogs": [{**rl, "scopeLogs": [{**sl, "logRecords": [rec]}]}]}
+                out.extend(decode_logs(parse_logs_request(orjson.dumps(alone), JSON), NOW).records)
+    return out
+
+
+def test_records_with_the_same_labels_get_the_same_facts_as_alone() -> None:
+    strings = {k: {"stringValue": v} for k, v in LABELS.items()}
+    body = log_request(
+        labelled(ISTIO_LINE, strings),
+        labelled(ISTIO_LINE, strings, timeUnixNano="1606339578409000001"),
+        labelled(ISTIO_LINE, {**strings, "source_workload": {"stringValue": "web-v1"}}),
+        labelled(ISTIO_LINE, strings, timeUnixNano="1606339578409000002"),
+    )
+    records = valid_logs(decode_logs(parse_logs_request(body, JSON), NOW))
+    assert records == orjson.loads(orjson.dumps(one_by_one(body)))
+    assert [r["fields"]["source_workload"] for r in records] == [
+        "orders-v1", "orders-v1", "web-v1", "orders-v1",
+    ]  # fmt: skip
+    assert records[0]["fields"]["source_namespace"] == "shop"
+
+
+def test_same_labels_on_inbound_and_outbound_lines_name_different_sides() -> None:
+    # a bare namespace label is the reporting proxy's own: callee inbound, caller outbound
+    strings = {"namespace": {"stringValue": "shop"}}
+    body = log_request(
+        labelled(ISTIO_LINE, strings),
+        labelled(OUTBOUND_LINE, strings),
+        labelled(ISTIO_LINE, strings, timeUnixNano="1606339578409000001"),
+    )
+    inbound, outbound, again = valid_logs(decode_logs(parse_logs_request(body, JSON), NOW))
+    assert inbound["fields"]["destination_namespace"] == "shop"
+    assert "source_namespace" not in inbound["fields"]
+    assert outbound["fields"]["source_namespace"] == "shop"
+    assert outbound["fields"]["destination_namespace"] == "default"  # from the cluster
+    assert again["fields"] == inbound["fields"]
+
+
+def test_labels_of_every_value_type_match_records_decoded_alone() -> None:
+    import random
+
+    rnd = random.Random(5)
+    values: list[dict[str, Any]] = [
+        {"stringValue": ""},
+        {"stringValue": "-"},
+        {"stringValue": "403"},
+        {"stringValue": "x" * 300},  # lengths over 127 take two bytes on the wire
+        {"stringValue": "ünïcödé"},
+        {"intValue": "403"},
+        {"boolValue": True},
+        {"doubleValue": 2.5},
+        {"arrayValue": {"values": [{"stringValue": "a"}]}},
+        {"kvlistValue": {"values": [{"key": "k", "value": {"intValue": "1"}}]}},
+        {"bytesValue": base64.b64encode(b"\x00\x01").decode()},
+        {},
+    ]
+    keys = ["response_code", "peer_principal", "namespace", "user_agent", "", "k" * 200, "x"]
+    lines = [ISTIO_LINE, OUTBOUND_LINE, "not an access log", ""]
+    pool = [
+        {rnd.choice(keys): rnd.choice(values) for _ in range(rnd.randrange(1, 4))}
+        for _ in range(12)
+    ]
+    recs = [
+        labelled(rnd.choice(lines), rnd.choice(pool), timeUnixNano=str(1606339578409000000 + i))
+        for i in range(200)
+    ]
+    body = log_request(*recs, resource={"k8s.pod.name": "p"})
+    batch = decode_logs(parse_logs_request(body, JSON), NOW)
+    assert batch.records == one_by_one(body)
+    valid_logs(batch)
+
+
+def test_labels_with_fields_protobuf_does_not_know_are_read_like_the_rest() -> None:
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+    req = ExportLogsServiceRequest()
+    sl = req.resource_logs.add().scope_logs.add()
+    for i in range(2):
+        rec = sl.log_records.add(time_unix_nano=1606339578409000000 + i)
+        rec.body.string_value = ISTIO_LINE
+        plain = KeyValue(key="source_workload")
+        plain.value.string_value = "orders-v1"
+        # a newer KeyValue with a field this protobuf version does not know (number 3)
+        rec.attributes.add().MergeFrom(KeyValue.FromString(plain.SerializeToString() + b"\x18\x01"))
+    first, second = decode_logs(req, NOW).records
+    assert first["attributes"] == second["attributes"] == {"source_workload": "orders-v1"}
+    assert first["fields"]["source_workload"] == "orders-v1"
+    assert first["id"] != second["id"]
+
+
 # --- spans ---------------------------------------------------------------------------------
 
 
