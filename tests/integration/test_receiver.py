@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import threading
 import time
 import urllib.error
@@ -24,8 +25,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from audit_stream.config import TopicSettings
 from audit_stream.kafka.partitioner import partition_for
-from tests.conftest import FIXTURES, kafka_local
-from tests.support import cli, read_packed, records_of, run_receiver, topic_env
+from tests.conftest import FIXTURES, ROOT, kafka_local
+from tests.support import cli, free_port, read_packed, records_of, run_receiver, topic_env
 
 pytestmark = pytest.mark.integration
 
@@ -288,7 +289,19 @@ async def test_bad_requests_get_the_right_codes(topics: dict[str, str], tmp_path
             assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-OUTAGE_PORT = 39192
+def _free_port_pair() -> int:
+    """A port whose successor is free too (the broker's controller listens on port + 1)."""
+    import socket
+
+    for _ in range(50):
+        p = free_port()
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p + 1))
+            except OSError:
+                continue
+        return p
+    raise AssertionError("no free port pair")
 
 
 async def test_kafka_down_is_retryable_and_sdk_retry_lands(
@@ -296,9 +309,10 @@ async def test_kafka_down_is_retryable_and_sdk_retry_lands(
 ) -> None:
     """Stop the broker under a running receiver: 503/UNAVAILABLE with Retry-After, overload is 429,
     and the SDK exporter's own retry delivers once Kafka is back."""
-    started = kafka_local_on(OUTAGE_PORT, "start")
+    outage_port = _free_port_pair()  # a broker of its own: this test stops it
+    started = kafka_local_on(outage_port, "start")
     assert started.returncode == 0, started.stderr
-    bootstrap = f"127.0.0.1:{OUTAGE_PORT}"
+    bootstrap = f"127.0.0.1:{outage_port}"
     env = {
         **topic_env(bootstrap, topic_settings),
         "AUDIT_STREAM_KAFKA_TIMEOUT_SECONDS": "2",
@@ -312,7 +326,7 @@ async def test_kafka_down_is_retryable_and_sdk_retry_lands(
         fixture = (FIXTURES / "istio_default_als_log.json").read_bytes()
         with run_receiver(env, tmp_path) as rcv:
             assert _post(f"{rcv.http}/v1/logs", fixture, "application/json")[0] == 200
-            assert kafka_local_on(OUTAGE_PORT, "stop").returncode == 0
+            assert kafka_local_on(outage_port, "stop").returncode == 0
             # While one request waits for Kafka, a request that would pass the in-flight bound is 429.
             big = json_fixture_as_protobuf(fixture, copies=5_000)
             assert 1_500_000 < len(big) < 3_000_000
@@ -347,7 +361,7 @@ async def test_kafka_down_is_retryable_and_sdk_retry_lands(
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-            restarter = threading.Timer(3.0, lambda: kafka_local_on(OUTAGE_PORT, "start"))
+            restarter = threading.Timer(3.0, lambda: kafka_local_on(outage_port, "start"))
             restarter.start()
             ids = _sdk_traffic(
                 5,
@@ -361,7 +375,8 @@ async def test_kafka_down_is_retryable_and_sdk_retry_lands(
             assert m['failed_records_total{signal="logs"}'] >= 1
             assert rcv.terminate() == 0
     finally:
-        kafka_local_on(OUTAGE_PORT, "stop")
+        kafka_local_on(outage_port, "stop")
+        shutil.rmtree(ROOT / ".run" / f"kafka-{outage_port}", ignore_errors=True)
 
 
 def kafka_local_on(port: int, action: str) -> Any:
