@@ -8,6 +8,7 @@ producer. Nothing that was acknowledged to a client is lost.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from dataclasses import dataclass
 
@@ -79,6 +80,11 @@ async def start_receiver(settings: Settings, metrics: Registry | None = None) ->
 
 async def run_receiver(settings: Settings, stop: asyncio.Event) -> None:
     handle = await start_receiver(settings)
+    # Each request allocates tens of thousands of short-lived objects; with the default thresholds
+    # the cyclic collector keeps rescanning the long-lived ones (modules, protobuf descriptors).
+    # Freezing what exists after start-up and collecting less often measured about +8% throughput.
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1_000)
     print(
         f"audit-stream receiver: OTLP/gRPC on {settings.receiver.grpc_listen.rpartition(':')[0]}:"
         f"{handle.grpc_port}, OTLP/HTTP on port {handle.http_port}, Kafka {settings.kafka.bootstrap}",
