@@ -239,6 +239,8 @@ def start_worker(env: Mapping[str, str], tmp: Path, name: str = "worker") -> Wor
         if b"Worker ready" in log.read_bytes():
             return w
         time.sleep(0.2)
+    proc.kill()  # never leave a stray worker consuming CPU after a failed start
+    proc.wait(10)
     raise AssertionError(f"worker not ready:\n{log.read_text()[-3000:]}")
 
 
