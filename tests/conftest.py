@@ -89,3 +89,12 @@ async def create_topic(kafka_settings: KafkaSettings) -> AsyncIterator[CreateTop
 
     yield create
     await admin.close()
+
+
+@pytest.fixture(autouse=True)
+def _reap_processes() -> Iterator[None]:
+    """Kill any receiver or worker a test started and did not stop (e.g. after a failure)."""
+    yield
+    from tests.support import reap
+
+    reap()

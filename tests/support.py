@@ -21,6 +21,17 @@ from audit_stream.config import TopicSettings
 from audit_stream.kafka.codec import decode_packed
 from tests.conftest import ROOT, unique
 
+# Every process a test starts, so the reaper fixture can make sure none outlives its test.
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def reap() -> None:
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -127,6 +138,7 @@ def run_receiver(
             stdout=fh,
             stderr=subprocess.STDOUT,
         )
+    STARTED.append(proc)
     host = "localhost" if scheme == "https" else "127.0.0.1"  # certificates name localhost
     rcv = Receiver(proc, f"127.0.0.1:{gport}", f"{scheme}://{host}:{hport}", log)
     context = None
@@ -230,6 +242,7 @@ def start_worker(env: Mapping[str, str], tmp: Path, name: str = "worker") -> Wor
             stdout=fh,
             stderr=subprocess.STDOUT,
         )
+    STARTED.append(proc)
     w = Worker(proc, f"http://127.0.0.1:{env['AUDIT_STREAM_WEB_PORT']}", log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
