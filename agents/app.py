@@ -78,9 +78,10 @@ def create_app(settings: Settings, log_level: int = logging.INFO) -> faust.App:
         stream_buffer_maxsize=256,
         broker_max_poll_records=200,
         # A worker that died without leaving the group keeps its partitions until its session
-        # times out; nobody audits them meanwhile. Keep that window short.
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=2.0,
+        # times out, and nobody audits them meanwhile; too short a timeout instead evicts a worker
+        # that is merely starved of CPU and makes it replay. 30 s balances the two.
+        broker_session_timeout=30.0,
+        broker_heartbeat_interval=3.0,
         store="memory://",
         web_enabled=True,
         topic_disable_leader=True,  # no leader-only tasks; avoids an extra internal topic

@@ -19,6 +19,7 @@ dropped when partitions are revoked and rebuilt from the replay.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -130,16 +131,28 @@ class AuditPipeline:
             ("messages_total", "Kafka messages consumed, by topic"),
             ("records_total", "records consumed, by signal"),
             ("events_total", "audit events produced, by correlation"),
-            ("deduplicated_total", "records recognised as duplicates (OTLP retries)"),
-            ("expired_total", "waiting halves given up by the join window"),
-            ("shed_total", "waiting halves emitted early because a cap was reached"),
             ("deadlettered_total", "messages or records sent to the dead-letter topic"),
             ("redacted_total", "secrets removed before the SIEM topic"),
         ):
             metrics.describe(name, help_)
         metrics.gauge("pending_records", "records waiting for their other half", self.pending)
+        # The join's own counters, summed over the partitions' correlators (including those
+        # dropped at rebalances, so the totals never go back).
+        self._retired: dict[str, int] = {}
+        for name, help_ in (
+            ("deduplicated", "records recognised as duplicates (OTLP retries)"),
+            ("expired", "waiting halves given up by the join window"),
+            ("shed", "waiting halves emitted early because a cap was reached"),
+            ("late", "halves that arrived after their partner was already emitted"),
+            ("spans_dropped", "spans that produced no event of their own (joined or non-request)"),
+        ):
+            metrics.gauge(f"join_{name}_total", help_, functools.partial(self._join_counter, name))
 
     # -- consuming -------------------------------------------------------------------------------
+
+    def _join_counter(self, name: str) -> int:
+        live: int = sum(st.correlator.counters.as_dict()[name] for st in self._states.values())
+        return self._retired.get(name, 0) + live
 
     def pending(self) -> int:
         return sum(s.correlator.pending_count for s in self._states.values())
@@ -212,6 +225,9 @@ class AuditPipeline:
     def reset(self) -> None:
         """Drop all join state (partitions revoked: Faust replays from the committed offsets)."""
         self._generation += 1
+        for st in self._states.values():
+            for name, value in st.correlator.counters.as_dict().items():
+                self._retired[name] = self._retired.get(name, 0) + value
         self._states.clear()
         self._ready_acks.clear()
         self._in_order.clear()

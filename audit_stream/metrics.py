@@ -76,13 +76,18 @@ class Registry:
                 yield f"# HELP {full} {m.help}"
                 yield f"# TYPE {full} {m.kind}"
             for key, value in m.values.items():
-                yield f"{full}{_labels(key)} {value:g}"
+                yield f"{full}{_labels(key)} {_number(value)}"
         for name, (help_, read) in self._gauges.items():
             full = f"{self._ns}_{name}"
             if with_meta:
                 yield f"# HELP {full} {help_}"
                 yield f"# TYPE {full} gauge"
-            yield f"{full} {read():g}"
+            yield f"{full} {_number(read())}"
+
+
+def _number(value: float) -> str:
+    # Counters pass a million quickly; "%g" would round them to six significant digits.
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _labels(key: LabelKey) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -70,7 +71,14 @@ async def create_topics(kafka: KafkaSettings, specs: Sequence[TopicSpec]) -> lis
                 if code not in (0, _TOPIC_ALREADY_EXISTS):
                     msg = rest[0] if rest else ""
                     raise TopicLayoutError(f"creating topic {name} failed: error {code} {msg}")
+        # Creation returns before every broker's metadata shows the topics; wait until it does, so
+        # the co-partitioning check that usually follows sees them.
         after = await _counts(admin, [s.name for s in specs])
+        for _ in range(100):
+            if all(after[s.name] for s in specs):
+                break
+            await asyncio.sleep(0.1)
+            after = await _counts(admin, [s.name for s in specs])
     finally:
         await admin.close()
     return [TopicResult(s.name, before[s.name] is None, after[s.name] or 0) for s in specs]

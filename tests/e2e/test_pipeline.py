@@ -163,6 +163,7 @@ async def test_mixed_traffic_yields_one_correct_event_per_request(
         denied
     )
     assert counters["redacted_total"] >= 1
+    assert counters["join_deduplicated_total"] >= 5  # the re-sent logs (and their spans)
     assert stats["pending"] == 0
 
 
