@@ -32,7 +32,7 @@ import orjson
 from audit_stream.join.acks import AckTracker
 from audit_stream.join.correlator import Correlator, JoinConfig, Resolution
 from audit_stream.kafka.codec import decode_packed, pack
-from audit_stream.kafka.partitioner import partition_for
+from audit_stream.kafka.partitioner import partitions_for_hex_ids
 from audit_stream.kafka.publisher import OutMessage, Publisher
 from audit_stream.metrics import Registry
 from audit_stream.siem.output import AuditOutput, Rendered
@@ -41,7 +41,9 @@ __all__ = ["AuditPipeline", "Origin"]
 
 log = logging.getLogger(__name__)
 
-FLUSH_RECORDS = 4_000  # beyond this many buffered events the agent flushes before consuming more
+# Beyond this many buffered events the agent flushes before consuming more (the 100 ms flush timer
+# normally gets there first, while the agent keeps consuming).
+FLUSH_RECORDS = 20_000
 
 
 @dataclass(eq=False, slots=True)
@@ -294,15 +296,15 @@ class AuditPipeline:
         n = await self._publisher.partitions(topic)
         by_partition: dict[int, list[bytes]] = {}
         keys: dict[int, bytes | None] = {}
-        spread = 0
-        for r in rendered:
-            if r.trace_id:
-                key: bytes | None = r.trace_id.encode()
-                p = partition_for(key, n)  # type: ignore[arg-type]
-            else:
-                key, p, spread = None, spread % n, spread + 1
+        traced = [r for r in rendered if r.trace_id]
+        placed = partitions_for_hex_ids([r.trace_id for r in traced if r.trace_id], n)
+        for p, r in zip(placed, traced, strict=True):
             by_partition.setdefault(p, []).append(r.event_value)
-            keys.setdefault(p, key)
+            keys.setdefault(p, r.trace_id.encode() if r.trace_id else None)
+        for i, r in enumerate(r for r in rendered if not r.trace_id):
+            p = i % n  # untraced events are spread: nothing joins them later
+            by_partition.setdefault(p, []).append(r.event_value)
+            keys.setdefault(p, None)
         msgs = [
             OutMessage(topic, m.value, m.key, p, m.headers("event"))
             for p, values in by_partition.items()

@@ -38,7 +38,7 @@ from aiokafka.errors import KafkaError
 
 from audit_stream.config import KafkaSettings
 from audit_stream.errors import KafkaUnavailable
-from audit_stream.kafka.partitioner import partition_for
+from audit_stream.kafka.partitioner import partition_for, partitions_for_hex_ids
 
 __all__ = ["OutMessage", "Publisher"]
 
@@ -175,8 +175,14 @@ class Publisher:
         producer = self._require()
         n = await self.partitions(topic)
         by_partition: dict[int, list[tuple[bytes, bytes, list[tuple[str, bytes]]]]] = {}
-        for rec in records:
-            by_partition.setdefault(partition_for(rec[0], n), []).append(rec)
+        keys = [rec[0] for rec in records]
+        if all(k.isascii() for k in keys):
+            # Usually 32-hex event ids: hashed all at once (the same answer as key by key).
+            placed = partitions_for_hex_ids([k.decode("ascii") for k in keys], n)
+        else:
+            placed = [partition_for(k, n) for k in keys]
+        for p, rec in zip(placed, records, strict=True):
+            by_partition.setdefault(p, []).append(rec)
         try:
             async with asyncio.timeout(self._timeout):
                 futures = []
