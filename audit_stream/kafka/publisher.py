@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,25 +142,18 @@ class Publisher:
         if not messages:
             return
         producer = self._require()
-        try:
-            async with asyncio.timeout(self._timeout):
-                # send() only enqueues (awaiting when the accumulator is full); the returned
-                # futures resolve on the broker's acknowledgement. The lock covers only the
-                # enqueueing: acknowledgements of many requests are awaited concurrently.
-                async with self._enqueue:
-                    futures = [
-                        await producer.send(
-                            m.topic, m.value, key=m.key, partition=m.partition, headers=m.headers
-                        )
-                        for m in messages
-                    ]
-                await asyncio.gather(*futures)
-        except TimeoutError:
-            raise KafkaUnavailable(
-                f"Kafka did not acknowledge within {self._timeout:g}s", self._retry_after
-            ) from None
-        except KafkaError as exc:
-            raise KafkaUnavailable(f"Kafka refused the records: {exc}", self._retry_after) from exc
+        async with self._acknowledged():
+            # send() only enqueues (awaiting when the accumulator is full); the returned futures
+            # resolve on the broker's acknowledgement. The lock covers only the enqueueing:
+            # acknowledgements of many requests are awaited concurrently.
+            async with self._enqueue:
+                futures = [
+                    await producer.send(
+                        m.topic, m.value, key=m.key, partition=m.partition, headers=m.headers
+                    )
+                    for m in messages
+                ]
+            await asyncio.gather(*futures)
 
     async def send_keyed(
         self, topic: str, records: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]]
@@ -183,23 +176,26 @@ class Publisher:
             placed = [partition_for(k, n) for k in keys]
         for p, rec in zip(placed, records, strict=True):
             by_partition.setdefault(p, []).append(rec)
+        async with self._acknowledged():
+            futures = []
+            for p, recs in by_partition.items():
+                batch = producer.create_batch()
+                for key, value, headers in recs:
+                    if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                        batch.close()  # full: send it and start the next one
+                        futures.append(await producer.send_batch(batch, topic, partition=p))
+                        batch = producer.create_batch()
+                        batch.append(key=key, value=value, timestamp=None, headers=headers)
+                batch.close()
+                futures.append(await producer.send_batch(batch, topic, partition=p))
+            await asyncio.gather(*futures)
+
+    @contextlib.asynccontextmanager
+    async def _acknowledged(self) -> AsyncIterator[None]:
+        """Bound the block by ``timeout`` and turn Kafka's failures into retryable errors."""
         try:
             async with asyncio.timeout(self._timeout):
-                futures = []
-                for p, recs in by_partition.items():
-                    batch = producer.create_batch()
-                    for key, value, headers in recs:
-                        if (
-                            batch.append(key=key, value=value, timestamp=None, headers=headers)
-                            is None
-                        ):
-                            batch.close()
-                            futures.append(await producer.send_batch(batch, topic, partition=p))
-                            batch = producer.create_batch()
-                            batch.append(key=key, value=value, timestamp=None, headers=headers)
-                    batch.close()
-                    futures.append(await producer.send_batch(batch, topic, partition=p))
-                await asyncio.gather(*futures)
+                yield
         except TimeoutError:
             raise KafkaUnavailable(
                 f"Kafka did not acknowledge within {self._timeout:g}s", self._retry_after
