@@ -149,7 +149,18 @@ class Rule:
 
 def _expires_at(time_unix_nano: int, days: int) -> str:
     secs, frac = divmod(time_unix_nano + days * _NS_PER_DAY, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+    # Events arrive in time order, many per second: format each second once.
+    whole = _SECONDS.get(secs)
+    if whole is None:
+        whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+        if len(_SECONDS) >= _SECONDS_MAX:
+            _SECONDS.clear()
+        _SECONDS[secs] = whole
+    return f"{whole}.{frac:09d}Z"
+
+
+_SECONDS: dict[int, str] = {}
+_SECONDS_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,8 @@ Requirements
       outcome (``action_id``, ``disposition_id``, ``actor.authorizations``).
     * Nothing of the audit event is lost: facts without an OCSF attribute go under ``unmapped``.
     * Pure and allocation-light: one dict per OCSF object, no copies of the input, no I/O.
+      Address splits and method lookups are memoised in bounded tables, which never change
+      a result.
     * Input is expected to be redacted already (``Redactor``); the mapper adds no new strings
       derived from secrets.
 
@@ -27,6 +29,7 @@ Example
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from typing import Literal
 
 from audit_stream import __version__
@@ -62,6 +65,9 @@ _DISPOSITION = {"allow": (1, "Allowed"), "deny": (2, "Blocked")}
 _PRODUCT = {"name": "audit-stream", "vendor_name": "audit-stream", "version": __version__}
 _REQUEST_MAPPED = frozenset({"method", "path", "protocol", "user_agent", "request_id", "authority"})
 _RESPONSE_MAPPED = frozenset({"status_code", "duration_ms"})
+_AUTHZ_MAPPED = frozenset({"decision", "policy", "reason"})
+_USER_MAPPED = frozenset({"id"})
+_TRACE_MAPPED = frozenset({"trace_id", "span_id"})
 
 Outcome = Literal["success", "failure", "unknown"]
 
@@ -76,7 +82,24 @@ def split_address(address: str) -> tuple[str | None, int | None, bool]:
     ``"10.0.0.1:8080" -> ("10.0.0.1", 8080, True)``, ``"[::1]:80" -> ("::1", 80, True)``,
     ``"::1" -> ("::1", None, True)``, ``"reviews:9080" -> ("reviews", 9080, False)``; an
     unusable value (``"-"``, ``"unix:/run/x.sock"``, bad port) gives ``(None, None, False)``.
+    Results are remembered per string (bounded): authorities and callee addresses repeat.
     """
+    split = _SPLITS.get(address)
+    if split is None:
+        split = _split_address(address)
+        if len(_SPLITS) >= _SPLITS_MAX:
+            _SPLITS.clear()
+        _SPLITS[address] = split
+    return split
+
+
+# Caller addresses carry ephemeral ports and rarely repeat; emptying the table when full keeps it
+# bounded at the cost of re-splitting, which is cheap once the host's kind is known.
+_SPLITS: dict[str, tuple[str | None, int | None, bool]] = {}
+_SPLITS_MAX = 4096
+
+
+def _split_address(address: str) -> tuple[str | None, int | None, bool]:
     address = address.strip()
     host, port_text = address, ""
     if address.startswith("["):
@@ -97,13 +120,31 @@ def split_address(address: str) -> tuple[str | None, int | None, bool]:
         port = int(port_text)
     if not host or host == "-":
         return None, None, False
+    kind = _HOST_KINDS.get(host)
+    if kind is None:
+        kind = _host_kind(host)
+    if kind == _UNUSABLE:
+        return None, None, False
+    return host, port, kind == _IP
+
+
+# Hosts are pod IPs and service names: few distinct values, each parsed by ``ipaddress`` (the
+# dearest step of a split) once. Bounded; emptied when full, which costs only re-parsing.
+_HOST_KINDS: dict[str, int] = {}
+_HOST_KINDS_MAX = 8192
+_UNUSABLE, _NAME, _IP = 0, 1, 2
+
+
+def _host_kind(host: str) -> int:
     try:
         ipaddress.ip_address(host)
+        kind = _IP
     except ValueError:
-        if "/" in host or ":" in host or " " in host:
-            return None, None, False
-        return host, port, False
-    return host, port, True
+        kind = _UNUSABLE if ("/" in host or ":" in host or " " in host) else _NAME
+    if len(_HOST_KINDS) >= _HOST_KINDS_MAX:
+        _HOST_KINDS.clear()
+    _HOST_KINDS[host] = kind
+    return kind
 
 
 def split_target(target: str) -> tuple[str, str | None]:
@@ -119,7 +160,11 @@ def http_version(protocol: str) -> str:
 
 
 def _status_code(event: AuditEvent) -> int | None:
-    code = event.get("response", {}).get("status_code")
+    return _code(event.get("response", {}))
+
+
+def _code(response: Mapping[str, object]) -> int | None:
+    code = response.get("status_code")
     if type(code) is int:
         return code
     if isinstance(code, str) and code.isascii() and code.isdigit():
@@ -130,14 +175,18 @@ def _status_code(event: AuditEvent) -> int | None:
 def outcome(event: AuditEvent) -> Outcome:
     """``failure`` when denied, or the response is 0 (none sent) / >= 400 / a gRPC error;
     ``success`` for a response < 400; ``unknown`` when there is no response code at all."""
-    if event.get("authorization", {}).get("decision") == "deny":
+    response = event.get("response", {})
+    return _outcome(event.get("authorization", {}).get("decision"), _code(response), response)
+
+
+def _outcome(decision: object, code: int | None, response: Mapping[str, object]) -> Outcome:
+    if decision == "deny":
         return "failure"
-    code = _status_code(event)
     if code is None:
         return "unknown"
     if code == 0 or code >= 400:
         return "failure"
-    grpc = event.get("response", {}).get("grpc_status")
+    grpc = response.get("grpc_status")
     if grpc is not None and str(grpc) not in ("", "0", "OK"):
         return "failure"
     return "success"
@@ -178,8 +227,15 @@ def _endpoint(workload: Workload, unmapped: dict[str, object], side: str) -> dic
     return ep
 
 
-def _http_request(event: AuditEvent, unmapped: dict[str, object]) -> dict[str, object]:
-    request = event.get("request", {})
+def _rest(obj: Mapping[str, object], mapped: frozenset[str]) -> dict[str, object]:
+    """The entries of ``obj`` not in ``mapped``; the usual case, nothing left, costs one C-level
+    subset test instead of a comprehension."""
+    if obj.keys() <= mapped:
+        return {}
+    return {k: v for k, v in obj.items() if k not in mapped}
+
+
+def _http_request(request: dict[str, str], unmapped: dict[str, object]) -> dict[str, object]:
     out: dict[str, object] = {}
     if "method" in request:
         out["http_method"] = request["method"]
@@ -206,7 +262,7 @@ def _http_request(event: AuditEvent, unmapped: dict[str, object]) -> dict[str, o
         out["version"] = http_version(request["protocol"])
     if "request_id" in request:
         out["uid"] = request["request_id"]
-    rest = {k: v for k, v in request.items() if k not in _REQUEST_MAPPED}
+    rest = _rest(request, _REQUEST_MAPPED)
     if authority and "hostname" not in url:
         rest["authority"] = authority
     if rest:
@@ -214,33 +270,48 @@ def _http_request(event: AuditEvent, unmapped: dict[str, object]) -> dict[str, o
     return out
 
 
-def _message(event: AuditEvent, code: int | None, decision: str | None) -> str:
-    request = event.get("request", {})
-    parts = [request.get("method", "-"), request.get("path", "-")]
-    if code is not None:
-        parts.append(str(code))
-    if decision in _ACTION:
-        parts.append(f"({decision})")
-    return " ".join(parts)
+def _activity(method: str | None) -> tuple[int, str, int, str]:
+    """``(activity_id, activity_name, type_uid, type_name)`` for a request method."""
+    if method is None:
+        return _UNKNOWN_ACTIVITY
+    activity = _ACTIVITY_CACHE.get(method)
+    if activity is None:
+        activity_id, name = _ACTIVITIES.get(method.upper(), (99, method.capitalize()))
+        activity = (activity_id, name, CLASS_UID * 100 + activity_id, f"HTTP Activity: {name}")
+        # Methods are client-chosen strings: keep the table bounded.
+        if len(_ACTIVITY_CACHE) >= 256:
+            _ACTIVITY_CACHE.clear()
+        _ACTIVITY_CACHE[method] = activity
+    return activity
+
+
+_UNKNOWN_ACTIVITY = (0, "Unknown", CLASS_UID * 100, "HTTP Activity: Unknown")
+_ACTIVITY_CACHE: dict[str, tuple[int, str, int, str]] = {}
+# decision -> (action_id, action, disposition_id, disposition)
+_VERDICTS = {
+    key: (*_ACTION[key], *_DISPOSITION[key]) for key in _ACTION.keys() & _DISPOSITION.keys()
+}
+_NO_VERDICT = (0, "Unknown", 0, "Unknown")
+_EMPTY: dict[str, object] = {}  # read-only default for absent sub-objects
 
 
 def to_ocsf(event: AuditEvent) -> dict[str, object]:
     """Map one audit event to an OCSF 1.3.0 HTTP Activity event (see module docstring)."""
-    method = event.get("request", {}).get("method")
-    if method is None:
-        activity_id, activity_name = 0, "Unknown"
-    else:
-        activity_id, activity_name = _ACTIVITIES.get(method.upper(), (99, method.capitalize()))
-    authz = event.get("authorization", {})
+    # Each sub-object is looked up once and handed to the helpers: this runs per audit event.
+    request = event.get("request", _EMPTY)
+    response = event.get("response", _EMPTY)
+    authz = event.get("authorization", _EMPTY)
+    trace = event.get("trace", _EMPTY)
+    source = event.get("source", _EMPTY)
+    activity_id, activity_name, type_uid, type_name = _activity(request.get("method"))
     decision = authz.get("decision")
-    status_id, status = _STATUS[outcome(event)]
-    code = _status_code(event)
+    code = _code(response)
+    status_id, status = _STATUS[_outcome(decision, code, response)]
     time_ms = event["time_unix_nano"] // 1_000_000
-    trace = event.get("trace", {})
 
     metadata: dict[str, object] = {
         "version": OCSF_VERSION,
-        "product": dict(_PRODUCT),
+        "product": _PRODUCT.copy(),
         "profiles": ["security_control"],
         "uid": event["event_id"],
         "original_time": event["time"],
@@ -248,6 +319,13 @@ def to_ocsf(event: AuditEvent) -> dict[str, object]:
     if "trace_id" in trace:
         metadata["correlation_uid"] = trace["trace_id"]
 
+    message = f"{request.get('method', '-')} {request.get('path', '-')}"
+    if code is not None:
+        message = f"{message} {code}"
+    if decision in _ACTION:
+        message = f"{message} ({decision})"
+    action_id, action, disposition_id, disposition = _VERDICTS.get(decision or "", _NO_VERDICT)
+    denied = decision == "deny"
     unmapped: dict[str, object] = {"correlation": event["correlation"]}
     out: dict[str, object] = {
         "class_uid": CLASS_UID,
@@ -256,33 +334,32 @@ def to_ocsf(event: AuditEvent) -> dict[str, object]:
         "category_name": "Network Activity",
         "activity_id": activity_id,
         "activity_name": activity_name,
-        "type_uid": CLASS_UID * 100 + activity_id,
-        "type_name": f"HTTP Activity: {activity_name}",
+        "type_uid": type_uid,
+        "type_name": type_name,
         "time": time_ms,
         "start_time": time_ms,
-        "severity_id": 3 if decision == "deny" else 1,
-        "severity": "Medium" if decision == "deny" else "Informational",
+        "severity_id": 3 if denied else 1,
+        "severity": "Medium" if denied else "Informational",
         "status_id": status_id,
         "status": status,
-        "message": _message(event, code, decision),
+        "message": message,
         "metadata": metadata,
+        "action_id": action_id,
+        "action": action,
+        "disposition_id": disposition_id,
+        "disposition": disposition,
     }
-    action = _ACTION.get(decision or "")
-    disposition = _DISPOSITION.get(decision or "")
-    out["action_id"], out["action"] = action or (0, "Unknown")
-    out["disposition_id"], out["disposition"] = disposition or (0, "Unknown")
 
-    src = _endpoint(event.get("source", {}), unmapped, "source")
+    src = _endpoint(source, unmapped, "source")
     if src:
         out["src_endpoint"] = src
     dst = _endpoint(event.get("destination", {}), unmapped, "destination")
     if dst:
         out["dst_endpoint"] = dst
 
-    http_request = _http_request(event, unmapped)
+    http_request = _http_request(request, unmapped)
     if http_request:
         out["http_request"] = http_request
-    response = event.get("response", {})
     if code is not None:
         out["http_response"] = {"code": code}
     duration = response.get("duration_ms")
@@ -293,7 +370,7 @@ def to_ocsf(event: AuditEvent) -> dict[str, object]:
     details = response.get("details")
     if reason or details:
         out["status_detail"] = reason or details
-    rest = {k: v for k, v in response.items() if k not in _RESPONSE_MAPPED}
+    rest = _rest(response, _RESPONSE_MAPPED)
     if reason and details == reason:
         rest.pop("details", None)
     if code is None and "status_code" in response:
@@ -302,10 +379,9 @@ def to_ocsf(event: AuditEvent) -> dict[str, object]:
         unmapped["response"] = rest
 
     actor: dict[str, object] = {}
-    user = event.get("user", {})
+    user = event.get("user", _EMPTY)
     if "id" in user:
         actor["user"] = {"uid": user["id"]}
-    source = event.get("source", {})
     if "principal" in source:
         actor["app_uid"] = source["principal"]
     if "service" in source:
@@ -317,20 +393,20 @@ def to_ocsf(event: AuditEvent) -> dict[str, object]:
         actor["authorizations"] = [authorization]
     if actor:
         out["actor"] = actor
-    extra_authz = {k: v for k, v in authz.items() if k not in ("decision", "policy", "reason")}
+    extra_authz = _rest(authz, _AUTHZ_MAPPED)
     if decision not in _ACTION and decision is not None:
         extra_authz["decision"] = decision
     if decision not in _ACTION and "policy" in authz:
         extra_authz["policy"] = authz["policy"]
     if extra_authz:
         unmapped["authorization"] = extra_authz
-    extra_user = {k: v for k, v in user.items() if k != "id"}
+    extra_user = _rest(user, _USER_MAPPED)
     if extra_user:
         unmapped["user"] = extra_user
 
     if "span_id" in trace:
         unmapped["span_id"] = trace["span_id"]
-    extra_trace = {k: v for k, v in trace.items() if k not in ("trace_id", "span_id")}
+    extra_trace = _rest(trace, _TRACE_MAPPED)
     if extra_trace:
         unmapped["trace"] = extra_trace
     if event.get("mesh"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from typing import Any
 
@@ -301,3 +302,98 @@ def test_extra_params() -> None:
 def test_invalid_extra_pattern_is_rejected() -> None:
     with pytest.raises(ValueError, match="invalid redaction pattern"):
         Redactor(extra_patterns=["(unclosed"])
+
+
+# -- the pre-check never skips a secret ---------------------------------------------------------
+
+PLANTED = (
+    f"token={SECRET}",
+    f"?access_token={SECRET}&x=1",
+    f"%3Fapi%5Fkey%3D{SECRET}",
+    f"Authorization: Bearer {SECRET}0123456789abcdef",
+    f"cookie={SECRET}",
+    f"X-Api-Key: {SECRET}",
+    "Basic " + base64.b64encode(f"user:{SECRET}".encode()).decode(),
+    JWT,
+    f"password={SECRET}",
+    f";jsessionid={SECRET}",
+    f"X-Amz-Signature={SECRET}",
+    f"bearer {SECRET}-{SECRET}",
+)
+NOISE = ("", " ", "x ", "/a/b?", "&", "page=2&", "\n", "note: ", '"', "k%3D1& ")
+SUFFIX = ("", " ", "&x=1", "\n", " note", '"', ";")  # ends the secret: no glued characters
+
+
+def _string_slots(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths of every string value below ``value``."""
+    if isinstance(value, str):
+        return [path]
+    if not isinstance(value, (dict, list)):
+        return []
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    return [p for k, v in items for p in _string_slots(v, (*path, k))]
+
+
+def _planted_events(seed: int) -> list[Any]:
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(300):
+        event = make_event()
+        # Shapes beyond the schema's: free-form extra keys, lists and nested objects.
+        event["response"]["details"] = "via_upstream"
+        event["authorization"] = {"decision": "deny", "reason": "RBAC: access denied"}
+        event["mesh"] = {"tags": ["a", {"note": "b"}], "proxy": "envoy"}
+        slots = _string_slots(event)
+        target = rng.choice(slots)
+        holder = event
+        for step in target[:-1]:
+            holder = holder[step]
+        holder[target[-1]] = rng.choice(NOISE) + rng.choice(PLANTED) + rng.choice(SUFFIX)
+        out.append(event)
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_secret_planted_in_any_string_field_is_caught(redactor: Redactor, seed: int) -> None:
+    import orjson
+
+    for event in _planted_events(seed):
+        before = copy.deepcopy(event)
+        out, n = redactor.redact_event(event)
+        assert n >= 1, before
+        assert SECRET.encode() not in orjson.dumps(out), before
+        assert JWT.encode() not in orjson.dumps(out), before
+        assert event == before
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_pre_check_agrees_with_the_full_rewrite(redactor: Redactor, seed: int) -> None:
+    """Whatever the pre-check lets through unchanged, rewriting every string finds nothing in."""
+    import random
+
+    rng = random.Random(seed)
+    events = _planted_events(seed)
+    for event in events[:150]:
+        # Half the events lose their secret again: the common, clean case.
+        for path in _string_slots(event):
+            holder = event
+            for step in path[:-1]:
+                holder = holder[step]
+            if rng.random() < 0.5 and any(p in holder[path[-1]] for p in PLANTED):
+                holder[path[-1]] = rng.choice(NOISE) + "plain text, no credential"
+    for event in events:
+        out, n = redactor.redact_event(event)
+        full, full_n = redactor._redact_value(event)
+        assert (out, n) == ((full, full_n) if full_n else (event, 0)), event
+
+
+def test_credential_key_with_a_non_string_value_is_not_a_hit(redactor: Redactor) -> None:
+    event = make_event()
+    event["request"]["password"] = 1234  # only string values are masked by key
+    out, n = redactor.redact_event(event)
+    assert (out, n) == (event, 0)
+    event["request"]["Password"] = "hunter2"
+    out, n = redactor.redact_event(event)
+    assert n == 1 and out["request"]["Password"] == MASK and out["request"]["password"] == 1234

@@ -485,3 +485,21 @@ def test_invalid_file_message_names_the_path(tmp_path: Path) -> None:
         load_policy_file(path)
     assert str(info.value).startswith(f"{path}:3:")
     assert "missing required key 'match'" in str(info.value)
+
+
+def test_expires_at_stays_right_across_many_seconds_and_rules() -> None:
+    """Many events per second, seconds far apart, two lifetimes: each tag is still exact."""
+    policy = load_policy(
+        "default: {class: standard, days: 90}\n"
+        "rules:\n"
+        "  - {name: denials, class: security, days: 2555,"
+        " match: {authorization.decision: deny}}\n"
+    )
+    step = 370_000_001  # ns: several events per second, and every nanosecond digit moves
+    for i in range(3000):
+        t = T0 + i * step + (i % 7) * 86_400_000_000_000
+        deny = i % 3 == 0
+        event = make_event(time_unix_nano=t)
+        event["authorization"] = {"decision": "deny" if deny else "allow"}
+        tag = policy.tag(event)
+        assert tag["expires_at"] == expected_expiry(t, 2555 if deny else 90), i

@@ -545,3 +545,22 @@ def test_mappers_do_not_modify_input() -> None:
     to_ocsf(event)
     to_ecs(event)
     assert event == before
+
+
+def test_split_address_stays_right_past_its_memo_bounds() -> None:
+    """More distinct addresses than the memo tables hold, each split twice, in two passes."""
+    cases: list[tuple[str, tuple[Any, ...]]] = []
+    for i in range(12_000):
+        host = f"10.{i // 250 % 250}.{i % 250}.{i % 7}"
+        cases.append((f"{host}:{1024 + i}", (host, 1024 + i, True)))
+        if i % 3 == 0:
+            name = f"svc-{i}.ns{i % 5}"
+            cases.append((f"{name}:{80 + i % 100}", (name, 80 + i % 100, False)))
+        if i % 11 == 0:
+            cases.append((f"bad host {i}:80", (None, None, False)))
+            cases.append(
+                (f"[fe80::{i % 0xFFFF:x}]:{i % 65536}", (f"fe80::{i % 0xFFFF:x}", i % 65536, True))
+            )
+    for _ in range(2):
+        for address, expected in cases:
+            assert split_address(address) == expected, address
