@@ -95,7 +95,6 @@ def create_app(settings: Settings, log_level: int = logging.INFO) -> faust.App:
         metrics,
         events_topic=settings.topics.events,
         deadletter_topic=settings.topics.deadletter,
-        logs_topic=settings.topics.logs,
     )
     app.audit_pipeline = pipeline  # type: ignore[attr-defined]
     app.audit_metrics = metrics  # type: ignore[attr-defined]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -111,7 +110,6 @@ class AuditPipeline:
         metrics: Registry,
         events_topic: str | None,
         deadletter_topic: str,
-        logs_topic: str,
     ) -> None:
         self._join = join
         self._output = output
@@ -119,7 +117,6 @@ class AuditPipeline:
         self._metrics = metrics
         self._events_topic = events_topic
         self._deadletter_topic = deadletter_topic
-        self._logs_topic = logs_topic
         self._states: dict[int, _PartitionState] = {}
         self._rendered: list[Rendered] = []
         self._ready_acks: list[Origin] = []
@@ -127,8 +124,6 @@ class AuditPipeline:
         self._flush_lock = asyncio.Lock()
         self._in_order = _InOrderAcks()
         self._generation = 0
-        self.latencies_ms: list[float] = []  # joined events, event time -> output acked (bench)
-        self._latency_marks: list[int] = []
         for name, help_ in (
             ("messages_total", "Kafka messages consumed, by topic"),
             ("records_total", "records consumed, by signal"),
@@ -208,8 +203,6 @@ class AuditPipeline:
                     self._deadletter(origin, orjson.dumps(r.event), f"render failed: {exc!r}")
                 else:
                     self._metrics.inc("events_total", correlation=r.event["correlation"])
-                    if r.event["correlation"] == "joined":
-                        self._latency_marks.append(r.event["time_unix_nano"])
             for o in r.origins:
                 if st.tracker.done(o):
                     self._ready_acks.append(o)  # type: ignore[arg-type]
@@ -251,31 +244,21 @@ class AuditPipeline:
         """
         async with self._flush_lock:
             rendered, acks, dead = self._rendered, self._ready_acks, self._deadletters
-            marks, generation = self._latency_marks, self._generation
+            generation = self._generation
             if not (rendered or acks or dead):
                 return
-            self._rendered, self._ready_acks, self._deadletters, self._latency_marks = (
-                [],
-                [],
-                [],
-                [],
-            )
+            self._rendered, self._ready_acks, self._deadletters = [], [], []
             try:
                 await self._publish(rendered, dead)
             except BaseException:
                 # Put everything back in front, in order, for the next attempt.
                 self._rendered[:0] = rendered
                 self._deadletters[:0] = dead
-                self._latency_marks[:0] = marks
                 if generation == self._generation:
                     self._ready_acks[:0] = acks
                 raise
             if generation == self._generation:
                 self._in_order.release(acks)
-            now = time.time_ns()
-            self.latencies_ms.extend((now - t) / 1e6 for t in marks)
-            if len(self.latencies_ms) > 200_000:
-                del self.latencies_ms[:100_000]
             redactions = sum(r.redactions for r in rendered)
             if redactions:
                 self._metrics.inc("redacted_total", redactions)

@@ -54,7 +54,6 @@ def _pipeline(pub: RecordingPublisher) -> AuditPipeline:
         Registry(),
         events_topic="events",
         deadletter_topic="dead",
-        logs_topic="logs",
     )
 
 
