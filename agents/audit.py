@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 # Beyond this many buffered events the agent flushes before consuming more (the 100 ms flush timer
 # normally gets there first, while the agent keeps consuming).
 FLUSH_RECORDS = 20_000
+# Seconds without records on one input of a partition before the other input's waiting halves
+# are held no longer than the wall-clock maximum.
+OTHER_SIDE_QUIET = 2.0
 
 
 @dataclass(eq=False, slots=True)
@@ -97,6 +101,8 @@ class _InOrderAcks:
 class _PartitionState:
     correlator: Correlator
     tracker: AckTracker = field(default_factory=AckTracker)
+    last_log: float = 0.0  # monotonic time the last log message of this partition arrived
+    last_span: float = 0.0
 
 
 class AuditPipeline:
@@ -171,6 +177,10 @@ class AuditPipeline:
             self._ready_acks.append(origin)
             return
         st = self._state(origin.partition)
+        if signal == "log":
+            st.last_log = time.monotonic()
+        else:
+            st.last_span = time.monotonic()
         if st.tracker.track(origin, len(records)):
             self._ready_acks.append(origin)
             return
@@ -188,9 +198,19 @@ class AuditPipeline:
             self._resolve(st, resolutions)
 
     def expire(self) -> None:
-        """Give up halves whose window passed (each correlator reads its own monotonic clock)."""
+        """Give up halves whose window passed (each correlator reads its own monotonic clock).
+
+        The wall-clock hold exists for inputs that went quiet; while the other input of a
+        partition still delivers (catching up on a backlog, say), a waiting half's partner may be
+        further down that topic, so only stream time applies to it.
+        """
+        now = time.monotonic()
         for st in self._states.values():
-            self._resolve(st, st.correlator.expire())
+            resolved = st.correlator.expire(
+                hold_logs=now - st.last_span >= OTHER_SIDE_QUIET,
+                hold_spans=now - st.last_log >= OTHER_SIDE_QUIET,
+            )
+            self._resolve(st, resolved)
 
     def _resolve(self, st: _PartitionState, resolutions: Sequence[Resolution]) -> None:
         for r in resolutions:

@@ -346,16 +346,26 @@ class Correlator:
             self._expire(self._logs, end, None, out)
         return out
 
-    def expire(self, wall_now: float | None = None) -> list[Resolution]:
+    def expire(
+        self,
+        wall_now: float | None = None,
+        *,
+        hold_logs: bool = True,
+        hold_spans: bool = True,
+    ) -> list[Resolution]:
         """Resolve what waited past its stream-time deadline or ``max_hold_seconds`` of wall clock.
 
-        ``wall_now`` defaults to the correlator's clock. Cost is O(entries resolved).
+        ``wall_now`` defaults to the correlator's clock. ``hold_logs=False`` (``hold_spans``)
+        applies only stream time to waiting logs (spans) in this call: the caller passes it while
+        the other input is still delivering records, e.g. catching up on a backlog, where a
+        partner may be further down the topic although its wall-clock hold has run out.
+        Cost is O(entries resolved).
         """
         if wall_now is None:
             wall_now = self._clock()
         out: list[Resolution] = []
-        self._expire(self._logs, self._spans.time, wall_now, out)
-        self._expire(self._spans, self._logs.time, wall_now, out)
+        self._expire(self._logs, self._spans.time, wall_now if hold_logs else None, out)
+        self._expire(self._spans, self._logs.time, wall_now if hold_spans else None, out)
         return out
 
     def drain(self) -> list[Resolution]:

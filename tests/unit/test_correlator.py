@@ -276,6 +276,19 @@ def test_quiet_partition_flushes_after_max_hold() -> None:
     assert c.counters.expired == 2
 
 
+def test_wall_clock_hold_can_be_withheld_per_side() -> None:
+    """While the other input is still delivering, only stream time may expire a waiting half."""
+    c, clock = correlator()
+    c.add_log(make_log(1), "L1")
+    c.add_span(make_span(2), "S2")
+    clock.now += CONFIG.max_hold_seconds + 1
+    assert c.expire(hold_logs=False, hold_spans=False) == []
+    assert correlations(c.expire(hold_logs=False)) == ["span_only"]
+    assert c.pending_count == 1
+    assert correlations(c.expire(hold_spans=False)) == ["log_only"]
+    assert c.pending_count == 0
+
+
 def test_expire_with_nothing_due_is_empty() -> None:
     c, clock = correlator()
     assert c.expire() == []
