@@ -512,3 +512,20 @@ def print_profile(path: str, top: int) -> None:
                 f"  {100 * tt / total:5.1f}% own {100 * ct / total:5.1f}% cum "
                 f"{nc:>9} calls  {func}  ({where})"
             )
+
+
+def rejected_records(signal_name: str, body: bytes) -> int:
+    """Records an OTLP export response reports as rejected (partial_success)."""
+    if not body:  # an empty response: no partial_success
+        return 0
+    if signal_name == "logs":
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceResponse,
+        )
+
+        return int(ExportLogsServiceResponse.FromString(body).partial_success.rejected_log_records)
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceResponse,
+    )
+
+    return int(ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans)

@@ -98,6 +98,7 @@ from bench.common import (
     machine_busy_seconds,
     percentile,
     print_profile,
+    rejected_records,
     topic_env,
     wait_ready,
 )
@@ -213,22 +214,6 @@ def build_templates(variety: int, n: int, seed: int) -> list[Template]:
 # load generator (a child process)
 
 
-def _rejected(signal_name: str, body: bytes) -> int:
-    if not body:
-        return 0
-    if signal_name == "logs":
-        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-            ExportLogsServiceResponse,
-        )
-
-        return int(ExportLogsServiceResponse.FromString(body).partial_success.rejected_log_records)
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceResponse,
-    )
-
-    return int(ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans)
-
-
 async def _load(target: str, templates: list[Template], spec: dict[str, Any]) -> dict[str, Any]:
     """Send pairs (see the module docstring); returns what was acknowledged and what it implies."""
     import grpc
@@ -268,7 +253,7 @@ async def _load(target: str, templates: list[Template], spec: dict[str, Any]) ->
                 t0 = time.monotonic()
                 try:
                     resp = await calls[signal_name](body, timeout=spec["timeout"])
-                    ok = _rejected(signal_name, resp) == 0
+                    ok = rejected_records(signal_name, resp) == 0
                     if not ok:
                         errors["PARTIAL"] = errors.get("PARTIAL", 0) + 1
                 except grpc.aio.AioRpcError as exc:

@@ -66,6 +66,7 @@ from bench.common import (
     machine_busy_seconds,
     percentile,
     print_profile,
+    rejected_records,
     scrape_metrics,
     thread_cpu,
     topic_env,
@@ -93,22 +94,6 @@ class ClientResult:
     rejected_records_total: int = 0  # refused via partial_success (never published)
     failed_records_total: int = 0  # records in calls that did not answer OK
     requests_total: int = 0
-
-
-def _rejected(signal_name: str, body: bytes) -> int:
-    if not body:  # an empty response: no partial_success
-        return 0
-    if signal_name == "logs":
-        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-            ExportLogsServiceResponse,
-        )
-
-        return int(ExportLogsServiceResponse.FromString(body).partial_success.rejected_log_records)
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceResponse,
-    )
-
-    return int(ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans)
 
 
 async def _drive(
@@ -152,7 +137,7 @@ async def _drive(
                 res.requests_total += 1
                 in_window = t_measure <= t1 <= t_end
                 if status == "OK":
-                    rejected = _rejected(signal_name, body)
+                    rejected = rejected_records(signal_name, body)
                     acked = records_per_request - rejected
                     res.ok_records_total += acked
                     res.rejected_records_total += rejected

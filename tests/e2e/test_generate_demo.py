@@ -112,20 +112,6 @@ def test_tally_counts_this_runs_events_once() -> None:
 # generate
 
 
-@pytest.fixture
-def pipeline_env(kafka_bootstrap: str, topic_settings: TopicSettings) -> dict[str, str]:
-    env = {
-        **topic_env(kafka_bootstrap, topic_settings),
-        "AUDIT_STREAM_JOIN_WINDOW_SECONDS": "2",
-        "AUDIT_STREAM_JOIN_GRACE_SECONDS": "0.5",
-        "AUDIT_STREAM_JOIN_MAX_HOLD_SECONDS": "4",
-        "AUDIT_STREAM_RETENTION_POLICY": str(ROOT / "config" / "retention-policy.example.yaml"),
-    }
-    created = cli(env, "topics", "create")
-    assert created.returncode == 0, created.stderr
-    return env
-
-
 def _report(res: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     try:
         return dict(json.loads(res.stdout))

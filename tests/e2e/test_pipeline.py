@@ -24,7 +24,6 @@ from tests.support import (
     read_messages,
     run_receiver,
     start_worker,
-    topic_env,
     worker_env,
 )
 
@@ -48,20 +47,6 @@ def send_logs(target: str, reqs: list[MeshRequest]) -> None:
 
 def send_spans(target: str, reqs: list[MeshRequest]) -> None:
     _send(target, TRACES, spans_request(reqs).SerializeToString())
-
-
-@pytest.fixture
-def pipeline_env(kafka_bootstrap: str, topic_settings: TopicSettings) -> dict[str, str]:
-    env = {
-        **topic_env(kafka_bootstrap, topic_settings),
-        "AUDIT_STREAM_JOIN_WINDOW_SECONDS": "2",
-        "AUDIT_STREAM_JOIN_GRACE_SECONDS": "0.5",
-        "AUDIT_STREAM_JOIN_MAX_HOLD_SECONDS": "4",
-        "AUDIT_STREAM_RETENTION_POLICY": str(ROOT / "config" / "retention-policy.example.yaml"),
-    }
-    created = cli(env, "topics", "create")
-    assert created.returncode == 0, created.stderr
-    return env
 
 
 def _by_request_id(messages: list[Any]) -> dict[str, list[tuple[dict[str, Any], dict[str, bytes]]]]:
