@@ -25,7 +25,7 @@ Example
 from __future__ import annotations
 
 from audit_stream.models.records import AuditEvent, Workload
-from audit_stream.siem.ocsf import http_version, outcome, split_address, split_target
+from audit_stream.siem.ocsf import http_version, outcome, split_address, url_object
 
 __all__ = ["ECS_VERSION", "to_ecs"]
 
@@ -123,21 +123,8 @@ def to_ecs(event: AuditEvent) -> dict[str, object]:
     if "namespace" in dest_wl:
         doc["orchestrator"] = {"namespace": dest_wl["namespace"]}
 
-    target = request.get("path")
-    url: dict[str, object] = {}
-    if target:
-        path, query = split_target(target)
-        url["original"] = target
-        url["path"] = path
-        if query is not None:
-            url["query"] = query
     authority = request.get("authority")
-    if authority:
-        host, port, _ = split_address(authority)
-        if host is not None:
-            url["domain"] = host
-        if port is not None:
-            url["port"] = port
+    url = url_object(request, "original", "query", "domain")
     if url:
         doc["url"] = url
 

@@ -43,6 +43,7 @@ __all__ = [
     "split_address",
     "split_target",
     "to_ocsf",
+    "url_object",
 ]
 
 OCSF_VERSION = "1.3.0"
@@ -147,6 +148,32 @@ def _host_kind(host: str) -> int:
     return kind
 
 
+def url_object(
+    request: Mapping[str, str], original: str, query: str, host: str
+) -> dict[str, object]:
+    """A request's URL facts (target, path, query, host, port) under one schema's field names.
+
+    OCSF and ECS describe a URL alike and differ only in the names of ``original``, ``query`` and
+    ``host``; ``path`` and ``port`` are called the same in both.
+    """
+    url: dict[str, object] = {}
+    target = request.get("path")
+    if target:
+        path, q = split_target(target)
+        url[original] = target
+        url["path"] = path
+        if q is not None:
+            url[query] = q
+    authority = request.get("authority")
+    if authority:
+        h, port, _ = split_address(authority)
+        if h is not None:
+            url[host] = h
+        if port is not None:
+            url["port"] = port
+    return url
+
+
 def split_target(target: str) -> tuple[str, str | None]:
     """Request target -> ``(path, query)``; the fragment, never sent by clients, is dropped."""
     target = target.split("#", 1)[0]
@@ -239,21 +266,8 @@ def _http_request(request: dict[str, str], unmapped: dict[str, object]) -> dict[
     out: dict[str, object] = {}
     if "method" in request:
         out["http_method"] = request["method"]
-    url: dict[str, object] = {}
-    target = request.get("path")
-    if target:
-        path, query = split_target(target)
-        url["url_string"] = target
-        url["path"] = path
-        if query is not None:
-            url["query_string"] = query
     authority = request.get("authority")
-    if authority:
-        host, port, _ = split_address(authority)
-        if host is not None:
-            url["hostname"] = host
-        if port is not None:
-            url["port"] = port
+    url = url_object(request, "url_string", "query_string", "hostname")
     if url:
         out["url"] = url
     if "user_agent" in request:
