@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import time
 from collections import deque
@@ -32,7 +33,7 @@ import orjson
 from audit_stream.join.acks import AckTracker
 from audit_stream.join.correlator import Correlator, JoinConfig, Resolution
 from audit_stream.kafka.codec import decode_packed, pack
-from audit_stream.kafka.partitioner import partitions_for_hex_ids
+from audit_stream.kafka.partitioner import place_by_trace_id
 from audit_stream.kafka.publisher import OutMessage, Publisher
 from audit_stream.metrics import Registry
 from audit_stream.siem.output import AuditOutput, Rendered
@@ -128,6 +129,7 @@ class AuditPipeline:
         self._ready_acks: list[Origin] = []
         self._deadletters: list[OutMessage] = []
         self._flush_lock = asyncio.Lock()
+        self._spread = itertools.count()  # round-robin for untraced events on audit.events
         self._in_order = _InOrderAcks()
         self._generation = 0
         for name, help_ in (
@@ -299,15 +301,11 @@ class AuditPipeline:
         n = await self._publisher.partitions(topic)
         by_partition: dict[int, list[bytes]] = {}
         keys: dict[int, bytes | None] = {}
-        traced = [r for r in rendered if r.trace_id]
-        placed = partitions_for_hex_ids([r.trace_id for r in traced if r.trace_id], n)
-        for p, r in zip(placed, traced, strict=True):
+        placed = place_by_trace_id([r.trace_id for r in rendered], n, self._spread)
+        for p, r in zip(placed, rendered, strict=True):
             by_partition.setdefault(p, []).append(r.event_value)
-            keys.setdefault(p, r.trace_id.encode() if r.trace_id else None)
-        for i, r in enumerate(r for r in rendered if not r.trace_id):
-            p = i % n  # untraced events are spread: nothing joins them later
-            by_partition.setdefault(p, []).append(r.event_value)
-            keys.setdefault(p, None)
+            if keys.get(p) is None:  # the first trace id of the partition's events, if any
+                keys[p] = r.trace_id.encode() if r.trace_id else None
         msgs = [
             OutMessage(topic, m.value, m.key, p, m.headers("event"))
             for p, values in by_partition.items()

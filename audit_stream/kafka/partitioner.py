@@ -23,9 +23,14 @@ Example::
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-__all__ = ["murmur2", "partition_for", "partitions_for_hex_ids"]
+__all__ = [
+    "murmur2",
+    "partition_for",
+    "partitions_for_hex_ids",
+    "place_by_trace_id",
+]
 
 _SEED = 0x9747B28C
 _M = 0x5BD1E995
@@ -77,6 +82,19 @@ def partitions_for_hex_ids(ids: Sequence[str], partitions: int) -> list[int]:
         return [partition_for(i.encode(), partitions) for i in ids]
     hashes = _murmur2_lanes(blob, n)
     return [(h & 0x7FFFFFFF) % partitions for h in hashes]
+
+
+def place_by_trace_id(
+    trace_ids: Sequence[str | None], partitions: int, spread: Iterator[int]
+) -> list[int]:
+    """The partition of each record: where Kafka's partitioner puts its trace id, or, for a record
+    without one (never joined), the next of ``spread`` (e.g. ``itertools.count()``) round-robin."""
+    traced = [t for t in trace_ids if t is not None]
+    placed = partitions_for_hex_ids(traced, partitions)
+    if len(traced) == len(trace_ids):
+        return placed
+    next_placed = iter(placed).__next__
+    return [next(spread) % partitions if t is None else next_placed() for t in trace_ids]
 
 
 def _murmur2_lanes(blob: bytes, n: int) -> memoryview:

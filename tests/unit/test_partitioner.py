@@ -77,3 +77,16 @@ def test_partitions_for_hex_ids_other_lengths_and_text() -> None:
     for n in (1, 6, 12):
         assert partitions_for_hex_ids(mixed, n) == [partition_for(i.encode(), n) for i in mixed]
     assert partitions_for_hex_ids([], 6) == []
+
+
+def test_place_by_trace_id_hashes_traced_and_spreads_the_rest() -> None:
+    import itertools
+
+    from audit_stream.kafka.partitioner import place_by_trace_id
+
+    ids = [os.urandom(16).hex() if i % 3 else None for i in range(30)]
+    placed = place_by_trace_id(ids, 6, itertools.count())
+    untraced = iter(range(100))
+    assert placed == [
+        partition_for(t.encode(), 6) if t is not None else next(untraced) % 6 for t in ids
+    ]
