@@ -158,8 +158,9 @@ def _post(
             return r.status, dict(r.headers), r.read()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read()
-    except (urllib.error.URLError, ConnectionError):
-        return 0, {}, b""  # refused or reset: the server was not accepting
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        # refused, reset, or never answered (queued while the server shut down): not accepted
+        return 0, {}, b""
 
 
 async def test_json_fixtures_parse_and_partial_success(
