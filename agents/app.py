@@ -8,6 +8,7 @@ same factory and runs it with our defaults.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from typing import Any
@@ -129,6 +130,12 @@ def create_app(settings: Settings, log_level: int = logging.INFO) -> faust.App:
             await app.crash(exc)
             return
         await publisher.start(wait=True)
+        # Every event allocates a few dozen short-lived containers, while the join keeps up to
+        # hundreds of thousands of waiting records and recent ids alive: with the default
+        # thresholds the cyclic collector rescans those long-lived objects again and again.
+        # Freeze what start-up made and collect the young generation less often.
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 1_000)
 
     async def flush() -> None:
         try:

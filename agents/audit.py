@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import logging
 import time
 from collections import deque
@@ -33,8 +32,7 @@ import orjson
 from audit_stream.join.acks import AckTracker
 from audit_stream.join.correlator import Correlator, JoinConfig, Resolution
 from audit_stream.kafka.codec import decode_packed, pack
-from audit_stream.kafka.partitioner import place_by_trace_id
-from audit_stream.kafka.publisher import OutMessage, Publisher
+from audit_stream.kafka.publisher import OutMessage, Publisher, Record
 from audit_stream.metrics import Registry
 from audit_stream.siem.output import AuditOutput, Rendered
 
@@ -129,7 +127,6 @@ class AuditPipeline:
         self._ready_acks: list[Origin] = []
         self._deadletters: list[OutMessage] = []
         self._flush_lock = asyncio.Lock()
-        self._spread = itertools.count()  # round-robin for untraced events on audit.events
         self._in_order = _InOrderAcks()
         self._generation = 0
         for name, help_ in (
@@ -217,11 +214,11 @@ class AuditPipeline:
     def _resolve(self, st: _PartitionState, resolutions: Sequence[Resolution]) -> None:
         for r in resolutions:
             if r.event is not None:
+                origin = r.origins[0]
+                assert isinstance(origin, Origin)
                 try:
-                    self._rendered.append(self._output.render(r.event))
+                    self._rendered.append(self._output.render(r.event, origin.partition))
                 except Exception as exc:  # a mapping bug must not stop the audit trail
-                    origin = r.origins[0]
-                    assert isinstance(origin, Origin)
                     self._deadletter(origin, orjson.dumps(r.event), f"render failed: {exc!r}")
                 else:
                     self._metrics.inc("events_total", correlation=r.event["correlation"])
@@ -286,10 +283,20 @@ class AuditPipeline:
                 self._metrics.inc("redacted_total", redactions)
 
     async def _publish(self, rendered: list[Rendered], dead: list[OutMessage]) -> None:
-        by_topic: dict[str, list[tuple[bytes, bytes, list[tuple[str, bytes]]]]] = {}
+        """SIEM records and native events go to the partition number of the mesh input they came
+        from (modulo the output topic's partition count). The receiver placed every traced record
+        by murmur2 of its trace id, so a trace's events stay together and a replayed event lands
+        where its first copy did, without hashing each event again."""
+        by_topic: dict[str, dict[int, list[Record]]] = {}
         for r in rendered:
-            by_topic.setdefault(r.siem_topic, []).append((r.key, r.siem_value, r.headers))
-        sends = [self._publisher.send_keyed(t, recs) for t, recs in by_topic.items()]
+            groups = by_topic.get(r.siem_topic)
+            if groups is None:
+                groups = by_topic[r.siem_topic] = {}
+            group = groups.get(r.partition)
+            if group is None:
+                group = groups[r.partition] = []
+            group.append((r.key, r.siem_value, r.headers))
+        sends = [self._publisher.send_grouped(t, groups) for t, groups in by_topic.items()]
         if self._events_topic is not None and rendered:
             sends.append(self._publish_events(self._events_topic, rendered))
         if dead:
@@ -297,15 +304,19 @@ class AuditPipeline:
         await asyncio.gather(*sends)
 
     async def _publish_events(self, topic: str, rendered: list[Rendered]) -> None:
-        """``audit.events`` holds the native events packed per partition (keyed by trace id)."""
+        """``audit.events`` holds the native events packed per partition."""
         n = await self._publisher.partitions(topic)
         by_partition: dict[int, list[bytes]] = {}
         keys: dict[int, bytes | None] = {}
-        placed = place_by_trace_id([r.trace_id for r in rendered], n, self._spread)
-        for p, r in zip(placed, rendered, strict=True):
-            by_partition.setdefault(p, []).append(r.event_value)
-            if keys.get(p) is None:  # the first trace id of the partition's events, if any
-                keys[p] = r.trace_id.encode() if r.trace_id else None
+        for r in rendered:
+            p = r.partition % n
+            values = by_partition.get(p)
+            if values is None:
+                values = by_partition[p] = []
+                keys[p] = None
+            values.append(r.event_value)
+            if keys[p] is None and r.trace_id:  # the first trace id of the partition's events
+                keys[p] = r.trace_id.encode()
         msgs = [
             OutMessage(topic, m.value, m.key, p, m.headers("event"))
             for p, values in by_partition.items()

@@ -83,25 +83,25 @@ def split_address(address: str) -> tuple[str | None, int | None, bool]:
     ``"10.0.0.1:8080" -> ("10.0.0.1", 8080, True)``, ``"[::1]:80" -> ("::1", 80, True)``,
     ``"::1" -> ("::1", None, True)``, ``"reviews:9080" -> ("reviews", 9080, False)``; an
     unusable value (``"-"``, ``"unix:/run/x.sock"``, bad port) gives ``(None, None, False)``.
-    Results are remembered per string (bounded): authorities and callee addresses repeat.
+    The usual ``host:port`` shape takes a short path (caller addresses carry ephemeral ports, so
+    remembering whole addresses would not pay); whether a host is an IP is remembered per host.
     """
-    split = _SPLITS.get(address)
-    if split is None:
-        split = _split_address(address)
-        if len(_SPLITS) >= _SPLITS_MAX:
-            _SPLITS.clear()
-        _SPLITS[address] = split
-    return split
-
-
-# Caller addresses carry ephemeral ports and rarely repeat; emptying the table when full keeps it
-# bounded at the cost of re-splitting, which is cheap once the host's kind is known.
-_SPLITS: dict[str, tuple[str | None, int | None, bool]] = {}
-_SPLITS_MAX = 4096
+    address = address.strip()
+    host, sep, port_text = address.partition(":")
+    if sep and host and host[0] != "[" and port_text.isdigit() and port_text.isascii():
+        port = int(port_text)
+        if port > 65535 or host == "-":
+            return None, None, False
+        kind = _HOST_KINDS.get(host)
+        if kind is None:
+            kind = _host_kind(host)
+        if kind == _UNUSABLE:
+            return None, None, False
+        return host, port, kind == _IP
+    return _split_address(address)
 
 
 def _split_address(address: str) -> tuple[str | None, int | None, bool]:
-    address = address.strip()
     host, port_text = address, ""
     if address.startswith("["):
         end = address.find("]")

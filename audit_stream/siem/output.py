@@ -2,7 +2,9 @@
 
 One audit event becomes one SIEM record (one Kafka message per event, keyed by event id, as SIEM
 connectors expect) and one native, already redacted event for ``audit.events``. Secrets are removed
-before any byte is produced, so neither topic ever holds them.
+before any byte leaves, so neither topic ever holds them: the native event is encoded once, the
+redactor's pre-check reads that encoding, and only an event with something to mask is encoded
+again after redaction.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Rendered:
     event_value: bytes  # the redacted, tagged native event (for audit.events)
     trace_id: str | None
     redactions: int
+    partition: int  # the mesh input partition the event came from (placement of its outputs)
 
 
 class AuditOutput:
@@ -66,9 +69,12 @@ class AuditOutput:
             topic = self._topics[cls] = class_topic(self._siem_topic, cls)
         return topic
 
-    def render(self, event: AuditEvent) -> Rendered:
+    def render(self, event: AuditEvent, partition: int = 0) -> Rendered:
         event["retention"] = self._policy.tag(event)
-        redacted, n = self._redactor.redact_event(event)
+        encoded = orjson.dumps(event)
+        redacted, n = self._redactor.redact_event(event, encoded)
+        if n:
+            encoded = orjson.dumps(redacted)
         retention = redacted["retention"] if "retention" in redacted else event["retention"]
         cls = str(retention["class"])
         headers: Headers = [
@@ -83,7 +89,8 @@ class AuditOutput:
             key=redacted["event_id"].encode(),
             siem_value=orjson.dumps(self._map(redacted)),
             headers=headers,
-            event_value=orjson.dumps(redacted),
+            event_value=encoded,
             trace_id=redacted["trace"].get("trace_id"),
             redactions=n,
+            partition=partition,
         )

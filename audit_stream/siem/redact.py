@@ -18,9 +18,9 @@ Requirements
     * No false positives on ordinary text: a parameter name must start the parameter
       (``?monkey=1`` and ``/keynote`` stay), ``Basic`` needs a real base64 ``user:pass``, and a
       ``Bearer`` word needs a token-looking value.
-    * Fast on the common case (20k+ events/s): the event's string values are joined once and
-      tested with substring checks, their keys against a set of keys already known harmless;
-      only events that hit are copied and rewritten.
+    * Fast on the common case (20k+ events/s): the event's JSON encoding, which the output needs
+      anyway, is tested with substring checks (``Redactor.suspects``); only events that hit are
+      walked, and only those with a real match are copied and rewritten.
     * Idempotent: redacting a redacted event finds nothing more (``[REDACTED]`` is never re-counted).
 
 Example
@@ -37,7 +37,9 @@ import base64
 import binascii
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import cast
+
+import orjson
 
 from audit_stream.models.records import AuditEvent
 
@@ -113,14 +115,12 @@ _BEARER = re.compile(
 )
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 
-# Lowercase substrings one of which every built-in non-parameter pattern contains (header pairs:
-# "authorization", "cookie", "x-a"; Bearer/Basic; JWTs). The pre-check runs them over string
-# values only: keys are tested against SECRET_KEYS directly, since keys are never rewritten.
-_TRIGGERS = ("authorization", "cookie", "x-a", "bearer", "basic", "eyj")
-# Keys seen not to name a credential: events carry few distinct keys, and a set membership test
-# is cheaper than lowercasing each key. Bounded.
-_PLAIN_KEYS: set[str] = set()
-_PLAIN_KEYS_MAX = 4096
+# Lowercase substrings one of which every name of ``SECRET_HEADERS`` and ``SECRET_KEYS`` contains
+# ("x-api-key" has "key", "x-auth-token" "token"...), plus the Bearer/Basic schemes and the start
+# of a JWT: every built-in pattern but the parameter one (found through "=") needs one of them.
+# A hit only means the event is walked; a URL such as ``/oauth/token`` costs that walk and nothing
+# else. Each is one scan of the encoded event, so the list is kept short.
+_TRIGGERS = ("authorization", "cookie", "key", "token", "passw", "secret", "bearer", "basic", "eyj")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.%")
 _ENCODED_SEPARATORS = re.compile(r"%3f|%26|%3b")
 
@@ -181,15 +181,25 @@ class Redactor:
             text = pattern.sub(_extra_masker(count), text)
         return text, total + count[0]
 
-    def _needs_work(self, parts: list[str]) -> bool:
-        """Cheap pre-check: False only when no pattern can match any of ``parts`` (the event's
-        string values; ``_collect`` has already tested their keys).
+    def suspects(self, encoded: bytes) -> bool:
+        """Cheap pre-check on an event's JSON encoding: False only when no pattern can match any
+        of its strings and no key names a credential.
 
-        Substring tests on the lowercased text cost a fraction of one regex scan; parameter
-        names are found by looking left of each ``=`` (or ``%3D``) and checked against a set.
+        The encoding is made anyway for the output, and scanning one buffer with substring
+        tests costs a fraction of walking the event's dicts: lowercased once, then one ``in`` per
+        trigger; parameter names are found by looking left of each ``=`` (or ``%3D``) and checked
+        against a set. Keys and values are tested alike: a trigger in a key only costs the walk.
+        An encoding with escapes in it is always walked: the escaped form could hide a match
+        from the scan (and from operator patterns, which see the JSON text).
         """
-        joined = "\n".join(parts)
-        low = joined.lower()
+        text = encoded.decode()
+        if "\\" in text:
+            # A JSON escape (control character, quote or backslash in a string) can hide a
+            # boundary the patterns rely on ("\\nX-Amz-Signature="): walk such events.
+            return True
+        # The audit event's own "authorization" object (the access decision) is not a header;
+        # a string-valued key of that name still triggers, as ``"authorization":"`` remains.
+        low = text.lower().replace('"authorization":{', "{")
         for trigger in _TRIGGERS:
             if trigger in low:
                 return True
@@ -206,17 +216,19 @@ class Redactor:
                 if name in self._param_names:
                     return True
                 i = low.find(sep, i + 1)
-        return any(p.search(joined) is not None for p in self._extras)
+        return any(p.search(text) is not None for p in self._extras)
 
     # -- events ------------------------------------------------------------------------------
 
-    def redact_event(self, event: AuditEvent) -> tuple[AuditEvent, int]:
+    def redact_event(
+        self, event: AuditEvent, encoded: bytes | None = None
+    ) -> tuple[AuditEvent, int]:
         """A redacted copy of ``event`` and the number of redactions.
 
-        When nothing needs masking the same object is returned with 0 (no copy is made).
+        ``encoded`` is ``orjson.dumps(event)`` when the caller has it already. When nothing needs
+        masking the same object is returned with 0 (no copy is made).
         """
-        parts: list[str] = []
-        if not _collect(event, parts) and not self._needs_work(parts):
+        if not self.suspects(orjson.dumps(event) if encoded is None else encoded):
             return event, 0
         redacted, count = self._redact_value(event)
         if count == 0:
@@ -253,46 +265,6 @@ class Redactor:
 
 def _secret_key(key: str) -> bool:
     return key.lower() in SECRET_KEYS
-
-
-def _collect(value: Any, out: list[str]) -> bool:
-    """Append every string value below ``value`` to ``out``; True as soon as a string value sits
-    under a key named like a credential (``SECRET_KEYS``), when the walk stops early.
-
-    Exact ``type() is`` tests: records are built from JSON, and this runs once per event. The
-    loops are written out, untyped (``Any``: no ``cast`` calls, which are real calls at run
-    time), because this walk is most of the cost of an event with nothing to redact.
-    """
-    append = out.append
-    if type(value) is list:
-        for item in value:
-            kind = type(item)
-            if kind is str:
-                append(item)
-            elif (kind is dict or kind is list) and _collect(item, out):
-                return True
-        return False
-    plain = _PLAIN_KEYS
-    for key, item in value.items():
-        kind = type(item)
-        if kind is str:
-            if key not in plain and _secret_key_name(key):
-                return True
-            append(item)
-        elif (kind is dict or kind is list) and _collect(item, out):
-            return True
-    return False
-
-
-def _secret_key_name(key: object) -> bool:
-    if not isinstance(key, str):
-        return False  # not a key ``_redact_value`` masks by
-    if _secret_key(key):
-        return True
-    if len(_PLAIN_KEYS) >= _PLAIN_KEYS_MAX:
-        _PLAIN_KEYS.clear()
-    _PLAIN_KEYS.add(key)
-    return False
 
 
 def _mask_header(m: re.Match[str]) -> str:

@@ -36,10 +36,12 @@ class RecordingPublisher:
     async def partitions(self, topic: str) -> int:
         return 3
 
-    async def send_keyed(self, topic: str, records: list[tuple[bytes, bytes, Any]]) -> None:
+    async def send_grouped(
+        self, topic: str, groups: dict[int, list[tuple[bytes, bytes, Any]]]
+    ) -> None:
         if self.fail:
             raise KafkaUnavailable("down", 1)
-        self.siem.extend(value for _, value, _ in records)
+        self.siem.extend(value for records in groups.values() for _, value, _ in records)
 
     async def send_many(self, messages: list[Any]) -> None:
         if self.fail:

@@ -397,3 +397,75 @@ def test_credential_key_with_a_non_string_value_is_not_a_hit(redactor: Redactor)
     event["request"]["Password"] = "hunter2"
     out, n = redactor.redact_event(event)
     assert n == 1 and out["request"]["Password"] == MASK and out["request"]["password"] == 1234
+
+
+# --------------------------------------------------------------------------------------------
+# The pre-check on the encoded event (``Redactor.suspects``)
+
+
+def test_every_credential_name_contains_a_trigger() -> None:
+    from audit_stream.siem.redact import _TRIGGERS, SECRET_HEADERS
+
+    for name in (*SECRET_HEADERS, *SECRET_KEYS):
+        assert any(t in name for t in _TRIGGERS), name
+
+
+def test_precheck_passes_an_ordinary_event_without_walking_it(redactor: Redactor) -> None:
+    """The event's own "authorization" object (the decision) is not a credential header."""
+    import orjson
+
+    event = make_event()
+    assert not redactor.suspects(orjson.dumps(event))
+    out, count = redactor.redact_event(event)
+    assert out is event and count == 0
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"authorization": "Basic dXNlcjpwYXNz"},  # a string-valued key of that name
+        {"x_api_key": SECRET},
+        {"client_secret": SECRET},
+        {"Cookie": f"session={SECRET}"},
+    ],
+)
+def test_credential_keys_are_masked_through_the_precheck(
+    redactor: Redactor, extra: dict[str, str]
+) -> None:
+    import orjson
+
+    event = make_event()
+    event["request"].update(extra)
+    assert redactor.suspects(orjson.dumps(event))
+    out, count = redactor.redact_event(event)
+    assert count >= 1
+    assert SECRET not in orjson.dumps(out).decode()
+    assert "dXNlcjpwYXNz" not in orjson.dumps(out).decode()
+
+
+def test_precheck_agrees_with_the_walk_on_many_events(redactor: Redactor) -> None:
+    """Whenever redaction would change an event, the pre-check must have said so."""
+    import orjson
+
+    paths = [
+        "/a?page=2", "/cb?code=x1y2", "/a?next=%2Fb%3Ftoken%3Dabc", "/x;jsessionid=ABC",
+        "/keynote", "/monkey?monkey=1", f"/a?q=1&api%5Fkey={SECRET}", "/a#sig=1",
+        f"/p?x=Bearer%20{SECRET}", f"/j/{JWT}", "/p?Authorization=Basic%20dXNlcjpwYXNz",
+    ]  # fmt: skip
+    agents = ["curl/8", f"x Bearer {SECRET}abcdefghijklmn", "Cookie: a=b", "plain"]
+    for path in paths:
+        for agent in agents:
+            event = make_event(path=path, user_agent=agent)
+            _, walked = redactor._redact_value(copy.deepcopy(event))
+            if walked:
+                assert redactor.suspects(orjson.dumps(event)), (path, agent)
+
+
+def test_operator_pattern_sees_text_that_json_escapes(redactor: Redactor) -> None:
+    import orjson
+
+    custom = Redactor(extra_patterns=[r'id="(?P<value>[^"]+)"'])
+    event = make_event(user_agent=f'client id="{SECRET}"')
+    assert custom.suspects(orjson.dumps(event))
+    out, count = custom.redact_event(event)
+    assert count == 1 and SECRET not in orjson.dumps(out).decode()
