@@ -225,31 +225,39 @@ def _outcome(decision: object, code: int | None, response: Mapping[str, object])
 
 def _endpoint(workload: Workload, unmapped: dict[str, object], side: str) -> dict[str, object]:
     ep: dict[str, object] = {}
-    extra: dict[str, object] = {}
+    keep_address = False  # the address goes under unmapped when it cannot be shown whole
     address = workload.get("address")
     if address:
         host, port, is_ip = split_address(address)
         if host is None:
-            extra["address"] = address
+            keep_address = True
         elif is_ip:
             ep["ip"] = host
         else:
             ep["hostname"] = host
         if port is not None:
             ep["port"] = port
-    if "host" in workload:
-        if ep.get("hostname", workload["host"]) != workload["host"]:
-            extra["address"] = address  # its host name would be overwritten: keep it whole
-        ep["hostname"] = workload["host"]
-    if "service" in workload:
-        ep["svc_name"] = workload["service"]
-    if "principal" in workload:
-        ep["uid"] = workload["principal"]
-    if "namespace" in workload:
-        extra["namespace"] = workload["namespace"]
-    if "cluster" in workload:
-        extra["cluster"] = workload["cluster"]
-    if extra:
+    name = workload.get("host")
+    if name is not None:
+        if ep.get("hostname", name) != name:
+            keep_address = True  # its host name would be overwritten: keep it whole
+        ep["hostname"] = name
+    service = workload.get("service")
+    if service is not None:
+        ep["svc_name"] = service
+    principal = workload.get("principal")
+    if principal is not None:
+        ep["uid"] = principal
+    namespace = workload.get("namespace")
+    cluster = workload.get("cluster")
+    if keep_address or namespace is not None or cluster is not None:
+        extra: dict[str, object] = {}
+        if keep_address:
+            extra["address"] = address
+        if namespace is not None:
+            extra["namespace"] = namespace
+        if cluster is not None:
+            extra["cluster"] = cluster
         unmapped[side] = extra
     return ep
 
