@@ -132,7 +132,7 @@ class AuditPipeline:
         for name, help_ in (
             ("messages_total", "Kafka messages consumed, by topic"),
             ("records_total", "records consumed, by signal"),
-            ("events_total", "audit events produced, by correlation"),
+            ("events_total", "audit events acknowledged by Kafka, by correlation"),
             ("deadlettered_total", "messages or records sent to the dead-letter topic"),
             ("redacted_total", "secrets removed before the SIEM topic"),
         ):
@@ -220,8 +220,6 @@ class AuditPipeline:
                     self._rendered.append(self._output.render(r.event, origin.partition))
                 except Exception as exc:  # a mapping bug must not stop the audit trail
                     self._deadletter(origin, orjson.dumps(r.event), f"render failed: {exc!r}")
-                else:
-                    self._metrics.inc("events_total", correlation=r.event["correlation"])
             for o in r.origins:
                 if st.tracker.done(o):
                     self._ready_acks.append(o)  # type: ignore[arg-type]
@@ -278,7 +276,14 @@ class AuditPipeline:
                 raise
             if generation == self._generation:
                 self._in_order.release(acks)
-            redactions = sum(r.redactions for r in rendered)
+            # Counted once Kafka has the events, per flush rather than per event.
+            by_correlation: dict[str, int] = {}
+            redactions = 0
+            for r in rendered:
+                by_correlation[r.correlation] = by_correlation.get(r.correlation, 0) + 1
+                redactions += r.redactions
+            for correlation, n in by_correlation.items():
+                self._metrics.inc("events_total", n, correlation=correlation)
             if redactions:
                 self._metrics.inc("redacted_total", redactions)
 

@@ -112,8 +112,20 @@ def _kind(record: MeshLog | MeshSpan) -> str | None:
         node = resource.get("node_name")
         if not isinstance(node, str) or not node:
             return None
-    head, sep, _ = node.partition("~")
-    return _NODE_KINDS.get(head) if sep else None
+    kind = _KINDS_SEEN.get(node, _UNSEEN)
+    if kind is _UNSEEN:
+        head, sep, _ = node.partition("~")
+        kind = _NODE_KINDS.get(head) if sep else None
+        if len(_KINDS_SEEN) >= _KINDS_SEEN_MAX:
+            _KINDS_SEEN.clear()
+        _KINDS_SEEN[node] = kind
+    return kind
+
+
+# Node ids name proxies (one per pod), so they repeat: remember each one's kind. Bounded.
+_UNSEEN = "?"
+_KINDS_SEEN: dict[str, str | None] = {}
+_KINDS_SEEN_MAX = 8192
 
 
 def _source(f: AccessFields) -> Workload:

@@ -156,7 +156,8 @@ def _expires_at(time_unix_nano: int, days: int) -> str:
         if len(_SECONDS) >= _SECONDS_MAX:
             _SECONDS.clear()
         _SECONDS[secs] = whole
-    return f"{whole}.{frac:09d}Z"
+    # str(10**9 + frac)[1:] zero-pads to 9 digits faster than a format spec.
+    return f"{whole}.{str(1_000_000_000 + frac)[1:]}Z"
 
 
 _SECONDS: dict[int, str] = {}

@@ -34,6 +34,7 @@ class Rendered(NamedTuple):
     trace_id: str | None
     redactions: int
     partition: int  # the mesh input partition the event came from (placement of its outputs)
+    correlation: str  # joined, log_only or span_only (for counters)
 
 
 class AuditOutput:
@@ -110,4 +111,5 @@ class AuditOutput:
             trace_id=redacted["trace"].get("trace_id"),
             redactions=n,
             partition=partition,
+            correlation=event["correlation"],
         )
