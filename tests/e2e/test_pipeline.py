@@ -17,6 +17,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from audit_stream.config import TopicSettings
+from audit_stream.kafka.codec import decode_packed
+from audit_stream.kafka.partitioner import partition_for
 from audit_stream.traffic import MeshRequest, Mix, logs_request, make_requests, spans_request
 from tests.conftest import ROOT
 from tests.support import (
@@ -139,6 +141,17 @@ async def test_mixed_traffic_yields_one_correct_event_per_request(
     for m in siem + events:
         assert b"SECRET-tok-123" not in m.value
     assert b"page=1" in one(plain[1])[0]["http_request"]["url"]["url_string"].encode()
+    # Outputs stay on the partition the receiver chose by trace id (the mesh input's).
+    n = topic_settings.partitions
+    traced = [(m, json.loads(m.value)["metadata"].get("correlation_uid")) for m in siem]
+    assert sum(1 for _, tid in traced if tid) >= len(plain) + len(span_first) + len(denied)
+    for m, tid in traced:
+        if tid:
+            assert m.partition == partition_for(tid.encode(), n)
+    for m in events:
+        for ev in decode_packed(m.value)[1]:
+            if ev["trace"].get("trace_id"):
+                assert m.partition == partition_for(ev["trace"]["trace_id"].encode(), n)
     assert len(dead) == 1
     headers = dict(dead[0].headers)
     assert headers["origin-topic"] == topic_settings.logs.encode()
