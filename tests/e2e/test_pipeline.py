@@ -246,3 +246,50 @@ def test_worker_refuses_an_invalid_retention_policy(
     )
     assert out.returncode == 2
     assert f"{policy}:6" in out.stderr  # points at the offending line
+
+
+async def test_topic_per_class_routes_each_class_to_its_own_topic(
+    pipeline_env: dict[str, str], topic_settings: TopicSettings, tmp_path: Path
+) -> None:
+    """With TOPIC_PER_CLASS the worker writes each event only to the SIEM topic of its retention
+    class (`topics create` makes those; their retention.ms is checked in test_kafka_basics)."""
+    env = {**pipeline_env, "AUDIT_STREAM_TOPIC_PER_CLASS": "true"}
+    created = cli(env, "topics", "create")
+    assert created.returncode == 0, created.stderr
+    bootstrap = env["AUDIT_STREAM_KAFKA_BOOTSTRAP"]
+    classes = ("security", "standard", "pci", "privileged")  # the example policy's
+
+    rng = random.Random(5)
+    now = time.time_ns()
+    plain = make_requests(rng, 12, now, PLAIN)
+    denied = [
+        replace(r, status=403, details="rbac_access_denied_matched_policy[none]")
+        for r in make_requests(rng, 4, now, PLAIN)
+    ]
+    worker = start_worker(worker_env(env, tmp_path), tmp_path)
+    try:
+        with run_receiver(env, tmp_path) as rcv:
+            send_logs(rcv.grpc, plain + denied)
+            send_spans(rcv.grpc, plain + denied)
+        got: dict[str, list[Any]] = {}
+        for cls in classes:
+            topic = f"{topic_settings.siem}.{cls}"
+            got[cls] = await read_messages(bootstrap, topic, 0, timeout=1, settle=0.5)
+        total = len(plain) + len(denied)
+        deadline = time.monotonic() + 60
+        # The worker may still be writing: read again until all arrived (or the deadline).
+        while sum(map(len, got.values())) < total and time.monotonic() < deadline:
+            for cls in classes:
+                topic = f"{topic_settings.siem}.{cls}"
+                got[cls] = await read_messages(bootstrap, topic, 0, timeout=1, settle=1.0)
+        base = await read_messages(bootstrap, topic_settings.siem, 0, timeout=1, settle=0.5)
+    finally:
+        worker.proc.send_signal(signal.SIGTERM)
+        worker.proc.wait(30)
+
+    for cls, messages in got.items():
+        assert all(dict(m.headers)["retention-class"] == cls.encode() for m in messages), cls
+    assert sorted(_by_request_id(got["security"])) == sorted(r.request_id for r in denied)
+    others = [m for cls in classes if cls != "security" for m in got[cls]]
+    assert sorted(_by_request_id(others)) == sorted(r.request_id for r in plain)
+    assert base == []  # nothing goes to the base topic when every class has its own
