@@ -242,9 +242,12 @@ def request_event_id(trace_id: str, span_id: str) -> str:
         >>> request_event_id("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174")
         '61db200bea5e02b610bef9f4b121eed0'
     """
-    return hashlib.blake2b(
-        f"{trace_id}/{span_id}".encode(), digest_size=16, person=b"audit.event"
-    ).hexdigest()
+    h = _EVENT_ID_HASH.copy()  # copying a keyed, personalised state beats building one
+    h.update(f"{trace_id}/{span_id}".encode())
+    return h.hexdigest()
+
+
+_EVENT_ID_HASH = hashlib.blake2b(digest_size=16, person=b"audit.event")
 
 
 def build_event(log: MeshLog | None, span: MeshSpan | None, correlation: Correlation) -> AuditEvent:
