@@ -40,7 +40,7 @@ __all__ = ["AuditPipeline", "Origin"]
 
 log = logging.getLogger(__name__)
 
-# Beyond this many buffered events the agent flushes before consuming more (the 100 ms flush timer
+# Beyond this many buffered events the agent flushes before consuming more (the 100 ms flush loop
 # normally gets there first, while the agent keeps consuming).
 FLUSH_RECORDS = 20_000
 # Seconds without records on one input of a partition before the other input's waiting halves
