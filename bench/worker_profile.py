@@ -101,10 +101,11 @@ def _packed(requests: int, partitions: int, seed: int) -> list[tuple[int, bytes]
     return out
 
 
-def hot_path(requests: int, partitions: int, seed: int, policy_file: str | None) -> None:
+def hot_path(
+    requests: int, partitions: int, seed: int, policy_file: str | None, codec: str | None
+) -> None:
     """Time the agent's stages on pre-built packed messages; print microseconds per event."""
     import gc
-    import inspect
     import time
     from collections import defaultdict
 
@@ -112,9 +113,9 @@ def hot_path(requests: int, partitions: int, seed: int, policy_file: str | None)
     from aiokafka.producer.message_accumulator import BatchBuilder
     from aiokafka.producer.producer import AIOKafkaProducer
 
+    from audit_stream.config import WorkerSettings
     from audit_stream.join.correlator import Correlator, JoinConfig
     from audit_stream.kafka.codec import decode_packed, pack
-    from audit_stream.kafka.publisher import Publisher
     from audit_stream.retention import DEFAULT_POLICY, load_policy_file
     from audit_stream.siem import Redactor, mapper_for
     from audit_stream.siem.output import AuditOutput
@@ -129,7 +130,9 @@ def hot_path(requests: int, partitions: int, seed: int, policy_file: str | None)
     redactor = Redactor()
     output = AuditOutput(policy, redactor, "ocsf", "audit.siem")
     ocsf = mapper_for("ocsf")
-    codec = inspect.signature(Publisher.__init__).parameters["compression"].default
+    if codec is None:  # the worker's default (AUDIT_STREAM_OUTPUT_COMPRESSION)
+        codec = WorkerSettings().output_compression
+    codec = None if codec == "none" else codec
     codec_id = AIOKafkaProducer._COMPRESSORS[codec][1] if codec else 0
     correlators = [Correlator(JoinConfig()) for _ in range(partitions)]
 
@@ -226,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--partitions", type=int, default=6, help="--hot-path: partitions (6)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
+        "--output-compression",
+        choices=("zstd", "lz4", "snappy", "gzip", "none"),
+        help="--hot-path: codec of the output batches (default: the worker's)",
+    )
+    ap.add_argument(
         "--retention-policy",
         default=str(
             Path(__file__).resolve().parents[1] / "config" / "retention-policy.example.yaml"
@@ -240,7 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("worker_args", nargs=argparse.REMAINDER, help="arguments after `--`")
     args = ap.parse_args(argv)
     if args.hot_path:
-        hot_path(args.requests, args.partitions, args.seed, args.retention_policy or None)
+        hot_path(
+            args.requests,
+            args.partitions,
+            args.seed,
+            args.retention_policy or None,
+            args.output_compression,
+        )
         return 0
     if not args.out:
         ap.error("--out is required (or --hot-path)")
