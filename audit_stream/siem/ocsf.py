@@ -90,14 +90,9 @@ def split_address(address: str) -> tuple[str | None, int | None, bool]:
     host, sep, port_text = address.partition(":")
     if sep and host and host[0] != "[" and port_text.isdigit() and port_text.isascii():
         port = int(port_text)
-        if port > 65535 or host == "-":
+        if port > 65535:
             return None, None, False
-        kind = _HOST_KINDS.get(host)
-        if kind is None:
-            kind = _host_kind(host)
-        if kind == _UNUSABLE:
-            return None, None, False
-        return host, port, kind == _IP
+        return _classified(host, port)
     return _split_address(address)
 
 
@@ -119,9 +114,14 @@ def _split_address(address: str) -> tuple[str | None, int | None, bool]:
         if not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
             return None, None, False
         port = int(port_text)
-    if not host or host == "-":
+    if not host:
         return None, None, False
-    kind = _HOST_KINDS.get(host)
+    return _classified(host, port)
+
+
+def _classified(host: str, port: int | None) -> tuple[str | None, int | None, bool]:
+    """``(host, port, host_is_ip)``, or all unusable for a host that is neither IP nor name."""
+    kind = _HOST_KINDS.get(host) if host != "-" else _UNUSABLE
     if kind is None:
         kind = _host_kind(host)
     if kind == _UNUSABLE:
