@@ -59,6 +59,7 @@ class AuditOutput:
         self._policy = policy
         self._redactor = redactor
         self._map = mapper_for(fmt)
+        self._native = fmt == "native"  # the SIEM record is the native encoding itself
         self._fmt = fmt.encode() if isinstance(fmt, str) else b"ocsf"
         self._siem_topic = siem_topic
         self._per_class = topic_per_class
@@ -105,7 +106,7 @@ class AuditOutput:
         return Rendered(
             siem_topic=topic,
             key=key,
-            siem_value=orjson.dumps(self._map(redacted)),
+            siem_value=encoded if self._native else orjson.dumps(self._map(redacted)),
             headers=headers,
             event_value=encoded,
             trace_id=redacted["trace"].get("trace_id"),
