@@ -258,8 +258,7 @@ def build_event(log: MeshLog | None, span: MeshSpan | None, correlation: Correla
     fields: AccessFields
     if log is not None:
         if span is not None:
-            fields = span["fields"].copy()
-            fields.update(log["fields"])
+            fields = {**span["fields"], **log["fields"]}
         else:
             fields = log["fields"]
         event_id = log["id"]
