@@ -15,6 +15,10 @@ Requirements:
   length-prefixed, so an OTLP retry of the same record (protobuf or JSON) gets the same id and
   different records differ. The resource and scope parts are hashed once and the hash state is
   copied per record.
+* ``attributes`` are the record's (span's) own, less those ``fields`` repeats
+  (:func:`~audit_stream.receiver.accesslog.split_attributes`): a label that became a fact
+  unchanged is published once, in ``fields``; the rest (``node_id``, labels that are not facts)
+  stays as it came.
 * Throughput: this runs for every record the receiver takes in; the log path avoids per-record
   work that is not needed (shared resource / scope dicts, no ``json_format`` on the protobuf path,
   string bodies read without ``WhichOneof``).
@@ -54,9 +58,9 @@ from audit_stream.models.records import (
 )
 from audit_stream.receiver.accesslog import (
     direction_of_cluster,
-    fields_from_attributes,
     parse_body,
     parse_line,
+    split_attributes,
 )
 from audit_stream.receiver.otlp_json import parse_json
 
@@ -380,28 +384,30 @@ def _labels(
     hint: bool | None,
     seen: dict[tuple[bytes, bool | None], tuple[Attributes, AccessFields]],
 ) -> tuple[Attributes, AccessFields]:
-    """A log record's flattened attributes and the facts they carry, shared with earlier records
-    of the request whose attributes are byte-identical (callers must not mutate them)."""
+    """A log record's flattened attributes less those its facts repeat, and the facts they
+    carry; shared with earlier records of the request whose attributes are byte-identical
+    (callers must not mutate them)."""
     try:
         start, end, entries = _attribute_run(serialized, _LOG_ATTRIBUTES)
     except IndexError:  # cannot happen with protobuf's own encoding; no sharing then
         entries = -1
     if entries != len(kvs):  # not the layout protobuf writes: no key to share by
-        attributes = flatten_attributes(kvs)
-        return attributes, fields_from_attributes(attributes, hint)
+        facts, rest = split_attributes(flatten_attributes(kvs), hint)
+        return rest, facts
     key = (serialized[start:end], hint)
     known = seen.get(key)
     if known is None:
-        attributes = flatten_attributes(kvs)
-        known = seen[key] = (attributes, fields_from_attributes(attributes, hint))
+        facts, rest = split_attributes(flatten_attributes(kvs), hint)
+        known = seen[key] = (rest, facts)
     return known
 
 
-def _span_fields(attributes: Attributes, kind: SpanKind) -> AccessFields:
+def _span_fields(attributes: Attributes, kind: SpanKind) -> tuple[AccessFields, Attributes]:
+    """(facts, the attributes those facts do not repeat) of a span."""
     inbound = True if kind == "server" else False if kind == "client" else None
-    fields = fields_from_attributes(attributes, inbound)
+    fields, rest = split_attributes(attributes, inbound)
     if inbound is None:
-        return fields
+        return fields, rest
     side = "destination" if inbound else "source"
     # the reporting proxy's own workload: callee on a server span, caller on a client span
     own: dict[str, object] = {}
@@ -415,7 +421,7 @@ def _span_fields(attributes: Attributes, kind: SpanKind) -> AccessFields:
         own[f"{side}_namespace"] = ns
     for key, value in own.items():
         fields.setdefault(key, value)  # type: ignore[misc]
-    return fields
+    return fields, rest
 
 
 def _node_namespace(node_id: object) -> str | None:
@@ -462,8 +468,7 @@ def decode_spans(req: ExportTraceServiceRequest, now_ns: int) -> DecodedBatch[Me
 
                 k: int = sp.kind
                 kind: SpanKind = _KINDS[k] if 0 <= k < len(_KINDS) else "unspecified"
-                attributes = flatten_attributes(sp.attributes)
-                fields = _span_fields(attributes, kind)
+                fields, attributes = _span_fields(flatten_attributes(sp.attributes), kind)
                 status = sp.status
                 code = status.code
                 h = h_scope.copy()

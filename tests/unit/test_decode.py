@@ -119,7 +119,7 @@ def test_istio_rbac_fixture_labels_add_identity() -> None:
     assert f["source_namespace"] == "starfleet"
     assert f["destination_namespace"] == "starfleet"
     assert f["destination_service"] == "scout"
-    assert rec["attributes"]["pod"] == "scout-7d9c6b5f4-abcde"  # attributes kept unmodified
+    assert rec["attributes"]["pod"] == "scout-7d9c6b5f4-abcde"  # not a fact: kept as it came
     assert rec["trace_id"] == "422a513f9dd13cdca4b291187d65ec69"
 
 
@@ -297,8 +297,32 @@ def test_no_body_attributes_only() -> None:
     [rec] = valid_logs(decode_logs(parse_logs_request(log_request(rec_in), JSON), NOW))
     assert rec["format"] == "attributes"
     assert rec["fields"] == {"method": "GET", "response_code": 204}
-    assert rec["attributes"] == {"http.request.method": "GET", "http.response.status_code": 204}
+    assert rec["attributes"] == {}  # both are in fields, with the same values
     assert "body" not in rec
+
+
+def test_attributes_keep_what_fields_do_not_repeat() -> None:
+    node = "sidecar~10.1.2.3~web-5d9c-abcde.shop~shop.svc.cluster.local"
+    rec_in = one_log(
+        attributes=[
+            {"key": "response_code", "value": {"stringValue": "403"}},  # in fields as 403
+            {"key": "source_workload", "value": {"stringValue": "orders-v1"}},  # in fields
+            {"key": "bytes_sent", "value": {"stringValue": "0012"}},  # fields say 12: kept
+            {"key": "user_agent", "value": {"stringValue": "-"}},  # no fact: kept
+            {"key": "namespace", "value": {"stringValue": "shop"}},  # not a plain rename: kept
+            {"key": "node_id", "value": {"stringValue": node}},  # not a fact: kept
+        ]
+    )
+    [rec] = valid_logs(decode_logs(parse_logs_request(log_request(rec_in), JSON), NOW))
+    f = rec["fields"]
+    assert (f["response_code"], f["source_workload"], f["bytes_sent"]) == (403, "orders-v1", 12)
+    assert f["user_agent"] == "curl/7.73.0-DEV"  # from the body
+    assert rec["attributes"] == {
+        "bytes_sent": "0012",
+        "user_agent": "-",
+        "namespace": "shop",
+        "node_id": node,
+    }
 
 
 def test_empty_record_is_unknown_without_body() -> None:
@@ -511,8 +535,8 @@ def test_labels_with_fields_protobuf_does_not_know_are_read_like_the_rest() -> N
         # a newer KeyValue with a field this protobuf version does not know (number 3)
         rec.attributes.add().MergeFrom(KeyValue.FromString(plain.SerializeToString() + b"\x18\x01"))
     first, second = decode_logs(req, NOW).records
-    assert first["attributes"] == second["attributes"] == {"source_workload": "orders-v1"}
-    assert first["fields"]["source_workload"] == "orders-v1"
+    assert first["attributes"] == second["attributes"] == {}  # fields carry it
+    assert first["fields"]["source_workload"] == second["fields"]["source_workload"] == "orders-v1"
     assert first["id"] != second["id"]
 
 
