@@ -17,6 +17,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from audit_stream.models.records import AccessFields
 from audit_stream.receiver.decode import (
     DecodedBatch,
+    _attribute_run,
     decode_logs,
     decode_spans,
     parse_logs_request,
@@ -538,6 +539,42 @@ def test_labels_with_fields_protobuf_does_not_know_are_read_like_the_rest() -> N
     assert first["attributes"] == second["attributes"] == {}  # fields carry it
     assert first["fields"]["source_workload"] == second["fields"]["source_workload"] == "orders-v1"
     assert first["id"] != second["id"]
+
+
+def test_records_with_fields_protobuf_does_not_know_keep_their_attributes() -> None:
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+    req = ExportLogsServiceRequest()
+    sl = req.resource_logs.add().scope_logs.add()
+    plain = LogRecord(time_unix_nano=1606339578409000000)
+    plain.body.string_value = ISTIO_LINE
+    labelled = LogRecord()
+    labelled.CopyFrom(plain)
+    labelled.attributes.add(key="source_workload").value.string_value = "orders-v1"
+    labelled.attributes.add(key="node_id").value.string_value = "sidecar~x"
+    for rec in (plain, labelled):
+        # a field number 13 this protobuf version does not know, written before the others
+        sl.log_records.add().MergeFrom(LogRecord.FromString(b"\x68\x01" + rec.SerializeToString()))
+    sl.log_records.add()  # nothing set at all
+    bare, with_labels, empty = decode_logs(req, NOW).records
+    assert bare["attributes"] == {} and "source_workload" not in bare["fields"]
+    assert with_labels["attributes"] == {"node_id": "sidecar~x"}
+    assert with_labels["fields"]["source_workload"] == "orders-v1"
+    assert (empty["attributes"], empty["format"]) == ({}, "unknown")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"", (0, 0, 0)),  # nothing set: certainly none
+        (b"\x09" + bytes(8) + b"\x2a\x03\x0a\x01x", (0, 0, 0)),  # the end after the body
+        (b"\x09" + bytes(8) + b"\x4a\x10" + bytes(16), (0, 0, 0)),  # trace_id (9) comes first
+        (b"\x09" + bytes(8) + b"\x32\x00\x32\x00\x4a\x00", (9, 13, 2)),  # two attributes
+        (b"\x68\x01\x32\x00", (0, 0, -1)),  # an unknown field first: cannot tell
+    ],
+)
+def test_attribute_run(raw: bytes, expected: tuple[int, int, int]) -> None:
+    assert _attribute_run(raw) == expected
 
 
 # --- spans ---------------------------------------------------------------------------------
