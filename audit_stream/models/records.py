@@ -82,7 +82,8 @@ class MeshLog(TypedDict):
     format: LogFormat
     fields: AccessFields
     severity: NotRequired[str]
-    attributes: Attributes  # the record's own attributes, unmodified
+    # the record's own attributes, less those ``fields`` repeats (same fact, same value)
+    attributes: Attributes
     resource: Attributes  # resource attributes of the batch the record came in
     scope: NotRequired[dict[str, str]]  # instrumentation scope name / version
     body: NotRequired[str]  # the raw body, kept only when format is "unknown"

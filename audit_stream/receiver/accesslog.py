@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Final, cast
+from typing import Final, TypeVar, cast
 
 import orjson
 
@@ -47,9 +47,11 @@ __all__ = [
     "parse_body",
     "parse_line",
     "service_from_cluster",
+    "split_attributes",
 ]
 
 _DASH: Final = "-"
+V = TypeVar("V")
 
 _ISTIO_KEYS: Final = (
     "start_time", "method", "path", "protocol", "response_code", "response_flags",
@@ -413,7 +415,48 @@ def direction_of_cluster(cluster: str) -> bool | None:
     return None
 
 
-def _map_names(d: Mapping[str, object], inbound: bool | None, *, lower: bool) -> AccessFields:
+def split_attributes(
+    attrs: Mapping[str, V], inbound: bool | None = None
+) -> tuple[AccessFields, dict[str, V]]:
+    """(:func:`fields_from_attributes`, the attributes those facts do not repeat); never raises.
+
+    An attribute is left out of the second dict only when its value can be read back from the
+    facts exactly: its name maps to a fact by rename and the fact holds the same value (the same
+    string, or for a numeric fact the same int or its decimal text). Everything else stays as it
+    came: names that are not facts (``node_id``, ``istio.canonical_service``), names that need
+    more than a rename (``url.full``, ``namespace``), "-" and empty values, non-string values a
+    fact only summarises (arrays), and a value a later alias of the same fact replaced.
+
+    >>> split_attributes({"response_code": "403", "node_id": "sidecar~10.1.2.3~a.b~b.svc"})
+    ({'response_code': 403}, {'node_id': 'sidecar~10.1.2.3~a.b~b.svc'})
+    """
+    cluster = attrs.get("upstream_cluster")
+    if isinstance(cluster, str):
+        direction = direction_of_cluster(cluster)
+        if direction is not None:
+            inbound = direction
+    taken: list[tuple[str, str, object]] = []
+    fields = _map_names(attrs, inbound, lower=False, taken=taken)
+    rest = dict(attrs)
+    facts = cast(Mapping[str, object], fields)
+    for key, name, value in taken:
+        fact = facts.get(name)
+        if (type(fact) is type(value) and fact == value) or (
+            type(fact) is int and type(value) is str and str(fact) == value
+        ):
+            del rest[key]
+    return fields, rest
+
+
+def _map_names(
+    d: Mapping[str, object],
+    inbound: bool | None,
+    *,
+    lower: bool,
+    taken: list[tuple[str, str, object]] | None = None,
+) -> AccessFields:
+    """Facts named in ``d``; ``taken`` (when given) collects (key, fact name, value) for every
+    entry that became a fact by rename, for :func:`split_attributes`."""
     out: dict[str, object] = {}
     special: list[tuple[str, object]] = []
     for key, value in d.items():
@@ -433,6 +476,8 @@ def _map_names(d: Mapping[str, object], inbound: bool | None, *, lower: bool) ->
             v = _to_str(value)
         if v is not None:
             out[name] = v
+            if taken is not None:
+                taken.append((key, name, value))
     for key, value in special:
         _apply_special(out, key, value, inbound)
     fields = cast(AccessFields, out)

@@ -95,33 +95,42 @@ class Ingest:
         finally:
             self._inflight -= size
 
+    # The decoded records are referenced only until they are packed: waiting for Kafka can take
+    # a while, and dropping them first lets the next request reuse their memory while it is still
+    # in the CPU cache (and keeps the young generation the cyclic collector scans small).
+
     async def export_logs(self, request: Any) -> ExportResult:
-        batch = decode.decode_logs(request, self._clock())
-        return await self._publish("logs", "log", self._topics.logs, batch)
+        return await self._publish(
+            "logs", "log", self._topics.logs, decode.decode_logs(request, self._clock())
+        )
 
     async def export_spans(self, request: Any) -> ExportResult:
-        batch = decode.decode_spans(request, self._clock())
-        return await self._publish("spans", "span", self._topics.spans, batch)
+        return await self._publish(
+            "spans", "span", self._topics.spans, decode.decode_spans(request, self._clock())
+        )
 
     async def _publish(
         self, name: SignalName, signal: Signal, topic: str, batch: decode.DecodedBatch[Any]
     ) -> ExportResult:
         records: Sequence[dict[str, Any]] = batch.records
-        received = len(records) + batch.rejected
-        self._metrics.inc("received_records_total", received, signal=name)
-        if batch.rejected:
-            self._metrics.inc("rejected_records_total", batch.rejected, signal=name)
+        rejected = batch.rejected
         message = "; ".join(batch.reasons)
-        if records:
+        del batch
+        accepted = len(records)
+        self._metrics.inc("received_records_total", accepted + rejected, signal=name)
+        if rejected:
+            self._metrics.inc("rejected_records_total", rejected, signal=name)
+        if accepted:
             try:
                 partitions = await self._publisher.partitions(topic)
                 messages = self._place(signal, topic, partitions, records)
+                del records
                 await self._publisher.send_many(messages)
             except AuditStreamError:
-                self._metrics.inc("failed_records_total", len(records), signal=name)
+                self._metrics.inc("failed_records_total", accepted, signal=name)
                 raise
-            self._metrics.inc("published_records_total", len(records), signal=name)
-        return ExportResult(len(records), batch.rejected, message)
+            self._metrics.inc("published_records_total", accepted, signal=name)
+        return ExportResult(accepted, rejected, message)
 
     def _place(
         self, signal: Signal, topic: str, partitions: int, records: Sequence[dict[str, Any]]

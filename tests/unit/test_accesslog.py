@@ -16,6 +16,7 @@ from audit_stream.receiver.accesslog import (
     namespace_from_principal,
     parse_body,
     service_from_cluster,
+    split_attributes,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -524,6 +525,32 @@ def test_namespace_label_follows_direction() -> None:
     # the record's own cluster attribute beats the hint
     f = fields_from_attributes({"namespace": "a", "upstream_cluster": "inbound|80||"}, False)
     assert f["destination_namespace"] == "a"
+
+
+def test_split_attributes_leaves_out_only_what_the_facts_repeat() -> None:
+    attrs: dict[str, object] = {
+        "response_code": "403",  # the int fact printed back: left out
+        "duration": 12,  # the same int: left out
+        "peer_principal": "spiffe://td/ns/web/sa/fe",  # renamed: left out
+        "http.method": "GET",  # replaced by the next alias of the same fact: kept
+        "http.request.method": "POST",
+        "bytes_sent": "0012",  # read as 12, which does not print back as "0012": kept
+        "user_agent": "-",  # no fact: kept
+        "user.id": ["a", "b"],  # the fact holds only the first item: kept
+        "url.full": "https://api.example.com/x?y=z",  # more than a rename: kept
+        "node_id": "sidecar~10.1.2.3~a.b~b.svc.cluster.local",  # not a fact: kept
+    }
+    facts, rest = split_attributes(attrs, inbound=True)
+    assert facts == fields_from_attributes(attrs, inbound=True)
+    assert rest == {
+        "http.method": "GET",
+        "bytes_sent": "0012",
+        "user_agent": "-",
+        "user.id": ["a", "b"],
+        "url.full": "https://api.example.com/x?y=z",
+        "node_id": "sidecar~10.1.2.3~a.b~b.svc.cluster.local",
+    }
+    assert (facts["method"], facts["duration_ms"], facts["source_namespace"]) == ("POST", 12, "web")
 
 
 def test_attribute_values_of_any_shape_never_raise() -> None:

@@ -17,6 +17,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from audit_stream.models.records import AccessFields
 from audit_stream.receiver.decode import (
     DecodedBatch,
+    _attribute_run,
     decode_logs,
     decode_spans,
     parse_logs_request,
@@ -119,7 +120,7 @@ def test_istio_rbac_fixture_labels_add_identity() -> None:
     assert f["source_namespace"] == "starfleet"
     assert f["destination_namespace"] == "starfleet"
     assert f["destination_service"] == "scout"
-    assert rec["attributes"]["pod"] == "scout-7d9c6b5f4-abcde"  # attributes kept unmodified
+    assert rec["attributes"]["pod"] == "scout-7d9c6b5f4-abcde"  # not a fact: kept as it came
     assert rec["trace_id"] == "422a513f9dd13cdca4b291187d65ec69"
 
 
@@ -297,8 +298,32 @@ def test_no_body_attributes_only() -> None:
     [rec] = valid_logs(decode_logs(parse_logs_request(log_request(rec_in), JSON), NOW))
     assert rec["format"] == "attributes"
     assert rec["fields"] == {"method": "GET", "response_code": 204}
-    assert rec["attributes"] == {"http.request.method": "GET", "http.response.status_code": 204}
+    assert rec["attributes"] == {}  # both are in fields, with the same values
     assert "body" not in rec
+
+
+def test_attributes_keep_what_fields_do_not_repeat() -> None:
+    node = "sidecar~10.1.2.3~web-5d9c-abcde.shop~shop.svc.cluster.local"
+    rec_in = one_log(
+        attributes=[
+            {"key": "response_code", "value": {"stringValue": "403"}},  # in fields as 403
+            {"key": "source_workload", "value": {"stringValue": "orders-v1"}},  # in fields
+            {"key": "bytes_sent", "value": {"stringValue": "0012"}},  # fields say 12: kept
+            {"key": "user_agent", "value": {"stringValue": "-"}},  # no fact: kept
+            {"key": "namespace", "value": {"stringValue": "shop"}},  # not a plain rename: kept
+            {"key": "node_id", "value": {"stringValue": node}},  # not a fact: kept
+        ]
+    )
+    [rec] = valid_logs(decode_logs(parse_logs_request(log_request(rec_in), JSON), NOW))
+    f = rec["fields"]
+    assert (f["response_code"], f["source_workload"], f["bytes_sent"]) == (403, "orders-v1", 12)
+    assert f["user_agent"] == "curl/7.73.0-DEV"  # from the body
+    assert rec["attributes"] == {
+        "bytes_sent": "0012",
+        "user_agent": "-",
+        "namespace": "shop",
+        "node_id": node,
+    }
 
 
 def test_empty_record_is_unknown_without_body() -> None:
@@ -511,9 +536,45 @@ def test_labels_with_fields_protobuf_does_not_know_are_read_like_the_rest() -> N
         # a newer KeyValue with a field this protobuf version does not know (number 3)
         rec.attributes.add().MergeFrom(KeyValue.FromString(plain.SerializeToString() + b"\x18\x01"))
     first, second = decode_logs(req, NOW).records
-    assert first["attributes"] == second["attributes"] == {"source_workload": "orders-v1"}
-    assert first["fields"]["source_workload"] == "orders-v1"
+    assert first["attributes"] == second["attributes"] == {}  # fields carry it
+    assert first["fields"]["source_workload"] == second["fields"]["source_workload"] == "orders-v1"
     assert first["id"] != second["id"]
+
+
+def test_records_with_fields_protobuf_does_not_know_keep_their_attributes() -> None:
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+
+    req = ExportLogsServiceRequest()
+    sl = req.resource_logs.add().scope_logs.add()
+    plain = LogRecord(time_unix_nano=1606339578409000000)
+    plain.body.string_value = ISTIO_LINE
+    labelled = LogRecord()
+    labelled.CopyFrom(plain)
+    labelled.attributes.add(key="source_workload").value.string_value = "orders-v1"
+    labelled.attributes.add(key="node_id").value.string_value = "sidecar~x"
+    for rec in (plain, labelled):
+        # a field number 13 this protobuf version does not know, written before the others
+        sl.log_records.add().MergeFrom(LogRecord.FromString(b"\x68\x01" + rec.SerializeToString()))
+    sl.log_records.add()  # nothing set at all
+    bare, with_labels, empty = decode_logs(req, NOW).records
+    assert bare["attributes"] == {} and "source_workload" not in bare["fields"]
+    assert with_labels["attributes"] == {"node_id": "sidecar~x"}
+    assert with_labels["fields"]["source_workload"] == "orders-v1"
+    assert (empty["attributes"], empty["format"]) == ({}, "unknown")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"", (0, 0, 0)),  # nothing set: certainly none
+        (b"\x09" + bytes(8) + b"\x2a\x03\x0a\x01x", (0, 0, 0)),  # the end after the body
+        (b"\x09" + bytes(8) + b"\x4a\x10" + bytes(16), (0, 0, 0)),  # trace_id (9) comes first
+        (b"\x09" + bytes(8) + b"\x32\x00\x32\x00\x4a\x00", (9, 13, 2)),  # two attributes
+        (b"\x68\x01\x32\x00", (0, 0, -1)),  # an unknown field first: cannot tell
+    ],
+)
+def test_attribute_run(raw: bytes, expected: tuple[int, int, int]) -> None:
+    assert _attribute_run(raw) == expected
 
 
 # --- spans ---------------------------------------------------------------------------------
