@@ -257,10 +257,7 @@ def build_event(log: MeshLog | None, span: MeshSpan | None, correlation: Correla
     """
     fields: AccessFields
     if log is not None:
-        if span is not None:
-            fields = {**span["fields"], **log["fields"]}
-        else:
-            fields = log["fields"]
+        fields = {**span["fields"], **log["fields"]} if span is not None else log["fields"]
         event_id = log["id"]
         time_unix_nano = log["time_unix_nano"]
         trace_id = log["trace_id"]
