@@ -236,8 +236,8 @@ class WorkerSettings:
     redact_patterns: tuple[str, ...] = ()
     web_port: int = 6066
     data_dir: str = ".run/worker"
-    # Codec of the worker's output batches (audit.siem*, audit.events). Compressing is a large
-    # share of an event's CPU; "none" leaves it to the broker (topic compression.type).
+    # Codec of the worker's output batches (audit.siem*, audit.events); "none" leaves it to the
+    # broker (the topics' compression.type).
     output_compression: str = "zstd"
     join: JoinSettings = field(default_factory=JoinSettings)
 
