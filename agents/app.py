@@ -93,7 +93,6 @@ def create_app(settings: Settings, log_level: int = logging.INFO) -> faust.App:
         timeout=30.0,
         linger_ms=5,
         max_batch_size=512 * 1024,
-        compression=None if w.output_compression == "none" else w.output_compression,
     )
     pipeline = AuditPipeline(
         JoinConfig.from_settings(w.join),

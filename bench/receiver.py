@@ -503,7 +503,7 @@ def hot_path(args: argparse.Namespace, payloads: list[bytes]) -> None:
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-    from audit_stream.config import ReceiverSettings, TopicSettings
+    from audit_stream.config import KafkaSettings, ReceiverSettings, TopicSettings
     from audit_stream.kafka.partitioner import partitions_for_hex_ids
     from audit_stream.kafka.publisher import Publisher
     from audit_stream.metrics import Registry
@@ -518,7 +518,7 @@ def hot_path(args: argparse.Namespace, payloads: list[bytes]) -> None:
         else trace_service_pb2.ExportTraceServiceRequest
     )
     defaults = inspect.signature(Publisher.__init__).parameters
-    codec = defaults["compression"].default
+    codec = KafkaSettings().compression
     batch_size = defaults["max_batch_size"].default
     codecs = {name: AIOKafkaProducer._COMPRESSORS[name][1] for name in ("lz4", "zstd", "snappy")}
     codecs["none"] = 0

@@ -113,7 +113,7 @@ def hot_path(
     from aiokafka.producer.message_accumulator import BatchBuilder
     from aiokafka.producer.producer import AIOKafkaProducer
 
-    from audit_stream.config import WorkerSettings
+    from audit_stream.config import KafkaSettings
     from audit_stream.join.correlator import Correlator, JoinConfig
     from audit_stream.kafka.codec import decode_packed, pack
     from audit_stream.retention import DEFAULT_POLICY, load_policy_file
@@ -130,8 +130,8 @@ def hot_path(
     redactor = Redactor()
     output = AuditOutput(policy, redactor, "ocsf", "audit.siem")
     ocsf = mapper_for("ocsf")
-    if codec is None:  # the worker's default (AUDIT_STREAM_OUTPUT_COMPRESSION)
-        codec = WorkerSettings().output_compression
+    if codec is None:  # the default of AUDIT_STREAM_KAFKA_COMPRESSION
+        codec = KafkaSettings().compression
     codec = None if codec == "none" else codec
     codec_id = AIOKafkaProducer._COMPRESSORS[codec][1] if codec else 0
     correlators = [Correlator(JoinConfig()) for _ in range(partitions)]
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--partitions", type=int, default=6, help="--hot-path: partitions (6)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
-        "--output-compression",
+        "--compression",
         choices=("zstd", "lz4", "snappy", "gzip", "none"),
         help="--hot-path: codec of the output batches (default: the worker's)",
     )
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             args.partitions,
             args.seed,
             args.retention_policy or None,
-            args.output_compression,
+            args.compression,
         )
         return 0
     if not args.out:

@@ -17,9 +17,10 @@ Producer defaults are chosen for the receiver's packed messages (hundreds of KiB
   blocks until it drains; woken senders race for the slot and one request could wait seconds
   while later ones went through. With large batches several requests share one batch. Keep it at
   or below the broker's ``message.max.bytes`` (1 MiB by default): a batch is one broker message.
-* ``compression`` ``"zstd"``: aiokafka compresses lz4 at level 9 (high-compression mode), about
-  three times the CPU of zstd's level 3, and for larger output on packed access-log records (270
-  against 194 bytes per record); ``None`` turns compression off.
+* ``compression`` from ``KafkaSettings.compression`` (``AUDIT_STREAM_KAFKA_COMPRESSION``, zstd by
+  default; ``"none"`` turns it off): aiokafka compresses lz4 at level 9 (high-compression mode),
+  about three times the CPU of zstd's level 3, and for larger output on packed access-log records
+  (270 against 194 bytes per record).
 * :meth:`Publisher.send_many` hands its messages to the producer under a first-come first-served
   lock, so requests enqueue in arrival order when the producer applies back-pressure.
 """
@@ -55,6 +56,10 @@ class OutMessage:
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
+def _codec(name: str) -> str | None:
+    return None if name == "none" else name
+
+
 class Publisher:
     """A started-on-demand, acks=all producer with a timeout on acknowledgement."""
 
@@ -66,7 +71,7 @@ class Publisher:
         retry_after: float = 2.0,
         linger_ms: int = 5,
         max_request_size: int = 4 * 1024 * 1024,
-        compression: str | None = "zstd",
+        compression: str | None = None,
         max_batch_size: int = 1_000_000,
     ) -> None:
         self._kafka = kafka
@@ -78,7 +83,7 @@ class Publisher:
             "enable_idempotence": True,
             "linger_ms": linger_ms,
             "max_request_size": max_request_size,
-            "compression_type": compression,
+            "compression_type": _codec(kafka.compression if compression is None else compression),
             "max_batch_size": max_batch_size,
         }
         self._producer: AIOKafkaProducer | None = None

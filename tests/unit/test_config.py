@@ -20,7 +20,7 @@ def test_environment_and_overrides() -> None:
             "AUDIT_STREAM_JOIN_WINDOW_SECONDS": "5",
             "AUDIT_STREAM_SIEM_FORMAT": "ecs",
             "AUDIT_STREAM_AUTH_TOKENS": "a, b",
-            "AUDIT_STREAM_OUTPUT_COMPRESSION": "none",
+            "AUDIT_STREAM_KAFKA_COMPRESSION": "none",
         },
         overrides={"topics": {"partitions": 24}, "kafka": {"bootstrap": None}},
     )
@@ -28,7 +28,7 @@ def test_environment_and_overrides() -> None:
     assert s.topics.partitions == 24  # the flag wins
     assert s.worker.join.window_seconds == 5.0
     assert s.worker.siem_format == "ecs"
-    assert s.worker.output_compression == "none"
+    assert s.kafka.compression == "none"
     assert s.receiver.auth_tokens == frozenset({"a", "b"})
 
 
@@ -55,7 +55,7 @@ def test_tokens_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
         ({"AUDIT_STREAM_TOPIC_PER_CLASS": "perhaps"}, "expected true or false"),
         ({"AUDIT_STREAM_REDACT_PATTERNS": "(unclosed"}, "REDACT_PATTERNS"),
         ({"AUDIT_STREAM_JOIN_MAX_HOLD_SECONDS": "1"}, "JOIN_MAX_HOLD_SECONDS"),
-        ({"AUDIT_STREAM_OUTPUT_COMPRESSION": "brotli"}, "OUTPUT_COMPRESSION: zstd, lz4, snappy"),
+        ({"AUDIT_STREAM_KAFKA_COMPRESSION": "brotli"}, "KAFKA_COMPRESSION: zstd, lz4, snappy"),
     ],
 )
 def test_bad_config_gives_a_clear_error(env: dict[str, str], message: str) -> None:
