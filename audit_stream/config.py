@@ -74,7 +74,7 @@ class KafkaSettings:
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     request_timeout_ms: int = 30_000
-    # Codec of every batch audit-stream produces (mesh.*, audit.*): zstd is ~3x smaller than
+    # Codec of every batch audit-stream produces (mesh.*, audit.*): zstd is ~2x smaller than
     # snappy on these records for a little more CPU; "none" leaves it to the broker (the topics'
     # compression.type).
     compression: str = "zstd"

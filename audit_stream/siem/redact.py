@@ -190,7 +190,7 @@ class Redactor:
         trigger; parameter names are found by looking left of each ``=`` (or ``%3D``) and checked
         against a set. Keys and values are tested alike: a trigger in a key only costs the walk.
         An encoding with escapes in it is always walked: the escaped form could hide a match
-        from the scan (and from operator patterns, which see the JSON text).
+        from the scan. With operator patterns configured every event is walked.
         """
         text = encoded.decode()
         if "\\" in text:
@@ -216,7 +216,9 @@ class Redactor:
                 if name in self._param_names:
                     return True
                 i = low.find(sep, i + 1)
-        return any(p.search(text) is not None for p in self._extras)
+        # Operator patterns are written against single values (anchors, lookarounds): only the
+        # walk can apply them faithfully, so configuring any means every event is walked.
+        return bool(self._extras)
 
     # -- events ------------------------------------------------------------------------------
 

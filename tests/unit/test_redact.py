@@ -469,3 +469,14 @@ def test_operator_pattern_sees_text_that_json_escapes(redactor: Redactor) -> Non
     assert custom.suspects(orjson.dumps(event))
     out, count = custom.redact_event(event)
     assert count == 1 and SECRET not in orjson.dumps(out).decode()
+
+
+def test_an_anchored_operator_pattern_is_applied_to_each_value() -> None:
+    """``^...$`` patterns are written against one value; the pre-check must not hide them."""
+    import orjson
+
+    custom = Redactor(extra_patterns=[r"^acct-\d+$"])
+    event = make_event(user_agent="acct-4242")
+    assert custom.suspects(orjson.dumps(event))
+    out, count = custom.redact_event(event)
+    assert count == 1 and out["request"]["user_agent"] == MASK
