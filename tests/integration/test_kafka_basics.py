@@ -12,6 +12,7 @@ from audit_stream.config import KafkaSettings, TopicSettings
 from audit_stream.errors import TopicLayoutError
 from audit_stream.kafka.admin import create_topics, partition_counts
 from audit_stream.kafka.partitioner import partition_for
+from audit_stream.kafka.publisher import Publisher
 from audit_stream.topics import check_copartitioned, topic_specs
 from tests.conftest import CreateTopic, unique
 
@@ -50,6 +51,38 @@ async def test_produce_consume_round_trip_lands_on_murmur2_partition(
     finally:
         await consumer.stop()
     assert got == {k: b"v" + k for k in keys}
+
+
+async def test_send_grouped_places_group_g_on_partition_g_modulo_the_count(
+    kafka_settings: KafkaSettings, create_topic: CreateTopic
+) -> None:
+    """The worker keeps an event on its mesh input's partition number; an output topic with
+    fewer partitions wraps it around, and Kafka acknowledges every record."""
+    topic = unique("grouped")
+    await create_topic(topic, 3)
+    publisher = Publisher(kafka_settings)
+    await publisher.start(wait=True)
+    groups = {g: [(f"k{g}-{i}".encode(), f"v{g}-{i}".encode(), [("h", b"1")]) for i in range(3)]
+              for g in range(6)}  # fmt: skip
+    try:
+        await publisher.send_grouped(topic, groups)
+    finally:
+        await publisher.stop()
+    consumer = AIOKafkaConsumer(
+        topic, **kafka_settings.client_kwargs(), auto_offset_reset="earliest", group_id=unique("g")
+    )
+    await consumer.start()
+    got: dict[bytes, int] = {}
+    try:
+        while len(got) < 18:
+            batch = await consumer.getmany(timeout_ms=5000)
+            assert batch, "no records within 5 s"
+            for records in batch.values():
+                for r in records:
+                    got[r.key] = r.partition
+    finally:
+        await consumer.stop()
+    assert got == {f"k{g}-{i}".encode(): g % 3 for g in range(6) for i in range(3)}
 
 
 async def test_topic_creation_is_idempotent(
