@@ -88,12 +88,7 @@ def create_app(settings: Settings, log_level: int = logging.INFO) -> faust.App:
         topic_disable_leader=True,  # no leader-only tasks; avoids an extra internal topic
     )
     metrics = Registry()
-    publisher = Publisher(
-        settings.kafka,
-        timeout=30.0,
-        linger_ms=5,
-        max_batch_size=512 * 1024,
-    )
+    publisher = Publisher(settings.kafka, timeout=30.0, linger_ms=5, max_batch_size=512 * 1024)
     pipeline = AuditPipeline(
         JoinConfig.from_settings(w.join),
         output,
