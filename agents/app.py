@@ -16,6 +16,7 @@ from typing import Any
 import faust
 
 from agents.audit import AuditPipeline, Origin
+from audit_stream import native
 from audit_stream.config import KafkaSettings, Settings, settings_from_env
 from audit_stream.errors import AuditStreamError, ConfigError, KafkaUnavailable
 from audit_stream.join.correlator import JoinConfig
@@ -123,6 +124,7 @@ def create_app(settings: Settings, log_level: int = logging.INFO) -> faust.App:
     async def startup() -> None:
         # faust's `-l warn` leaves the root logger at DEBUG; filtering late costs ~20% CPU.
         logging.getLogger().setLevel(log_level)
+        native.announce(metrics, log)
         try:
             await check_layout()
         except AuditStreamError as exc:

@@ -3,17 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.abc
+import importlib.machinery
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from audit_stream.config import KafkaSettings, TopicSettings
-
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _prefer_sources(root: Path) -> None:
+    """Import this checkout's modules from their ``.py`` files even where ``scripts/build-native``
+    left compiled extension modules beside them, so one tree tests both builds
+    (``AUDIT_STREAM_PURE=1``). Paths outside the package keep the normal finders."""
+    package = str(root / "audit_stream")
+    sources = importlib.machinery.FileFinder.path_hook(
+        (importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES)
+    )
+
+    def hook(path: str) -> importlib.abc.PathEntryFinder:
+        if path == package or path.startswith(package + os.sep):
+            return sources(path)
+        raise ImportError  # not ours: the next hook decides
+
+    sys.path_hooks.insert(0, hook)
+    sys.path_importer_cache.clear()
+
+
+if os.environ.get("AUDIT_STREAM_PURE") == "1":
+    _prefer_sources(ROOT)
+
+from audit_stream.config import KafkaSettings, TopicSettings  # noqa: E402
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_KAFKA_PORT = int(os.environ.get("AUDIT_STREAM_TEST_KAFKA_PORT", "39092"))
 

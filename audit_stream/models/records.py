@@ -10,7 +10,8 @@ Envoy's command operators in snake case; identity fields take the names of the r
 
 from __future__ import annotations
 
-from typing import Literal, NotRequired, TypedDict
+from dataclasses import dataclass
+from typing import Generic, Literal, NotRequired, TypedDict, TypeVar
 
 Scalar = str | int | float | bool | None
 Attributes = dict[str, Scalar | list[Scalar] | dict[str, object]]
@@ -139,3 +140,17 @@ class AuditEvent(TypedDict):
     trace: dict[str, str]  # trace_id, span_id
     mesh: dict[str, str]  # proxy (envoy/linkerd), kind (sidecar/gateway/...)
     retention: NotRequired[dict[str, object]]  # class, days, expires_at, legal_hold, rule
+
+
+R = TypeVar("R", MeshLog, MeshSpan)
+
+
+# A plain (interpreted) class on purpose: the decoder may be compiled (setup.py), and a generic
+# dataclass cannot be a compiled class.
+@dataclass(frozen=True, slots=True)
+class DecodedBatch(Generic[R]):
+    """Result of decoding one OTLP export request."""
+
+    records: list[R]
+    rejected: int
+    reasons: list[str]  # first few distinct rejection reasons, for partial_success

@@ -43,8 +43,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar, cast
+from typing import Any, Final, cast
 
 import orjson
 from google.protobuf.message import DecodeError
@@ -54,6 +53,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from audit_stream.models.records import (
     AccessFields,
     Attributes,
+    DecodedBatch,
     LogFormat,
     MeshLog,
     MeshSpan,
@@ -76,8 +76,6 @@ __all__ = [
     "parse_traces_request",
 ]
 
-R = TypeVar("R", MeshLog, MeshSpan)
-
 MIN_TIME_NS: Final = 946_684_800 * 1_000_000_000  # 2000-01-01T00:00:00Z
 MAX_AHEAD_NS: Final = 86_400 * 1_000_000_000
 MAX_REASONS: Final = 5
@@ -92,15 +90,6 @@ _LOG_ATTRIBUTES: Final = 0x32  # tag byte of LogRecord.attributes (field 6, leng
 # tag bytes of LogRecord fields 7-12: dropped_attributes_count, flags, trace_id, span_id,
 # observed_time_unix_nano, event_name
 _LOG_LATER: Final = frozenset((0x38, 0x45, 0x4A, 0x52, 0x59, 0x62))
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedBatch(Generic[R]):
-    """Result of decoding one export request."""
-
-    records: list[R]
-    rejected: int
-    reasons: list[str]  # first few distinct rejection reasons, for partial_success
 
 
 def parse_logs_request(body: bytes, content_type: str) -> ExportLogsServiceRequest:

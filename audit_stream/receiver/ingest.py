@@ -101,21 +101,26 @@ class Ingest:
 
     async def export_logs(self, request: Any) -> ExportResult:
         return await self._publish(
-            "logs", "log", self._topics.logs, decode.decode_logs(request, self._clock())
+            "logs", "log", self._topics.logs, *_parts(decode.decode_logs(request, self._clock()))
         )
 
     async def export_spans(self, request: Any) -> ExportResult:
         return await self._publish(
-            "spans", "span", self._topics.spans, decode.decode_spans(request, self._clock())
+            "spans",
+            "span",
+            self._topics.spans,
+            *_parts(decode.decode_spans(request, self._clock())),
         )
 
     async def _publish(
-        self, name: SignalName, signal: Signal, topic: str, batch: decode.DecodedBatch[Any]
+        self,
+        name: SignalName,
+        signal: Signal,
+        topic: str,
+        records: Sequence[dict[str, Any]],
+        rejected: int,
+        message: str,
     ) -> ExportResult:
-        records: Sequence[dict[str, Any]] = batch.records
-        rejected = batch.rejected
-        message = "; ".join(batch.reasons)
-        del batch
         accepted = len(records)
         self._metrics.inc("received_records_total", accepted + rejected, signal=name)
         if rejected:
@@ -124,7 +129,7 @@ class Ingest:
             try:
                 partitions = await self._publisher.partitions(topic)
                 messages = self._place(signal, topic, partitions, records)
-                del records
+                records = ()
                 await self._publisher.send_many(messages)
             except AuditStreamError:
                 self._metrics.inc("failed_records_total", accepted, signal=name)
@@ -163,3 +168,8 @@ class Ingest:
         if records:
             self._record_bytes[signal] = size / len(records)
         return out
+
+
+def _parts(batch: decode.DecodedBatch[Any]) -> tuple[Sequence[dict[str, Any]], int, str]:
+    """A batch as ``_publish``'s arguments: the batch object itself is not kept alive."""
+    return batch.records, batch.rejected, "; ".join(batch.reasons)

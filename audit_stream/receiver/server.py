@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from audit_stream import native
 from audit_stream.config import Settings
 from audit_stream.kafka.publisher import Publisher
 from audit_stream.metrics import Registry
@@ -51,6 +52,7 @@ class ReceiverHandle:
 async def start_receiver(settings: Settings, metrics: Registry | None = None) -> ReceiverHandle:
     """Start both front ends; Kafka may still be unreachable (``/healthz`` says so)."""
     metrics = metrics or Registry()
+    native.announce(metrics, log)
     rs = settings.receiver
     publisher = Publisher(
         settings.kafka,

@@ -1,0 +1,34 @@
+"""The build in use is what it claims: sources under AUDIT_STREAM_PURE=1, otherwise either pure
+Python or every listed module compiled and up to date (scripts/build-native)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from audit_stream import native
+
+ROOT = Path(__file__).resolve().parents[2]
+PURE = os.environ.get("AUDIT_STREAM_PURE") == "1"
+
+
+def test_listed_modules_exist() -> None:
+    for name in native.NATIVE_MODULES:
+        assert (ROOT / (name.replace(".", "/") + ".py")).is_file(), name
+
+
+@pytest.mark.skipif(not PURE, reason="only under AUDIT_STREAM_PURE=1")
+def test_pure_run_imports_sources() -> None:
+    assert native.compiled_modules() == []
+    assert native.describe() == "pure Python"
+
+
+@pytest.mark.skipif(PURE or not native.compiled_modules(), reason="needs the compiled build")
+def test_compiled_build_is_whole_and_current() -> None:
+    compiled = native.compiled_modules()
+    assert compiled == list(native.NATIVE_MODULES), "a partial build: run scripts/build-native"
+    assert native.stale_modules() == [], "sources edited after the build: scripts/build-native"
+    n = len(native.NATIVE_MODULES)
+    assert native.describe() == f"compiled ({n} of {n} per-record modules)"
