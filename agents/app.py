@@ -15,7 +15,6 @@ from typing import Any
 
 import faust
 
-from agents.audit import AuditPipeline, Origin
 from audit_stream import native
 from audit_stream.config import KafkaSettings, Settings, settings_from_env
 from audit_stream.errors import AuditStreamError, ConfigError, KafkaUnavailable
@@ -23,6 +22,7 @@ from audit_stream.join.correlator import JoinConfig
 from audit_stream.kafka.admin import partition_counts
 from audit_stream.kafka.publisher import Publisher
 from audit_stream.metrics import Registry
+from audit_stream.pipeline import AuditPipeline, Origin
 from audit_stream.retention import DEFAULT_POLICY, PolicyError, load_policy_file
 from audit_stream.siem import Redactor
 from audit_stream.siem.output import AuditOutput

@@ -38,6 +38,7 @@ NATIVE_MODULES: tuple[str, ...] = (
     "audit_stream.siem.ocsf",
     "audit_stream.siem.ecs",
     "audit_stream.siem.output",
+    "audit_stream.pipeline",
 )
 
 _EXTENSIONS = tuple(importlib.machinery.EXTENSION_SUFFIXES)

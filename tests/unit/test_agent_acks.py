@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.audit import AuditPipeline, Origin
 from audit_stream.errors import KafkaUnavailable
 from audit_stream.join.correlator import JoinConfig
 from audit_stream.metrics import Registry
+from audit_stream.pipeline import AuditPipeline, Origin
 from audit_stream.receiver.decode import decode_logs, decode_spans
 from audit_stream.retention import DEFAULT_POLICY
 from audit_stream.siem import Redactor

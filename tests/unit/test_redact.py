@@ -483,3 +483,28 @@ def test_an_anchored_operator_pattern_is_applied_to_each_value() -> None:
     assert custom.suspects(orjson.dumps(event))
     out, count = custom.redact_event(event)
     assert count == 1 and out["request"]["user_agent"] == MASK
+
+
+def test_anchored_triggers_are_the_triggers() -> None:
+    from audit_stream.siem.redact import _ANCHORED, _TRIGGERS, _UNANCHORED
+
+    listed = [t for _, triggers in _ANCHORED for t, _ in triggers] + list(_UNANCHORED)
+    assert sorted(listed) == sorted(_TRIGGERS)
+    for anchor, triggers in _ANCHORED:
+        for trigger, offset in triggers:
+            assert trigger[offset] == anchor, (trigger, offset)
+
+
+def test_anchored_scan_agrees_with_substring_tests() -> None:
+    """``_has_trigger`` == "a trigger occurs once the decision object's key is taken out"."""
+    import random
+
+    from audit_stream.siem.redact import _DECISION_KEY, _TRIGGERS, _has_trigger
+
+    rng = random.Random(7)
+    pieces = [*_TRIGGERS, _DECISION_KEY, '"authorization":"', "k", "z", "j", "b", "w", "e", "y"]
+    pieces += ["bookinfo", "x", '"', ":", "{", "/", "=", "%3d", "to", "ken", "eyJ", "pass"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))).lower()
+        expected = any(t in text.replace(_DECISION_KEY, "{") for t in _TRIGGERS)
+        assert _has_trigger(text) == expected, text
