@@ -132,12 +132,14 @@ def create_app(settings: Settings, log_level: int = logging.INFO) -> faust.App:
             await app.crash(exc)
             return
         await publisher.start(wait=True)
-        # Every event allocates a few dozen short-lived containers, while the join keeps up to
-        # hundreds of thousands of waiting records and recent ids alive: with the default
-        # thresholds the cyclic collector rescans those long-lived objects again and again.
-        # Freeze what start-up made and collect the young generation less often.
+        # Every event allocates a few dozen containers that live until its output is flushed
+        # (~0.1 s, hundreds of thousands of objects at full speed), while the join keeps waiting
+        # records and recent ids alive: with a small young generation the cyclic collector scans
+        # each of them before it dies, and again in the middle generation. A young generation of
+        # a million allocations lets most die unscanned (measured 8-10% less CPU per event than
+        # 50,000; the default 700 is far worse). Start-up objects are frozen out of it.
         gc.freeze()
-        gc.set_threshold(50_000, 50, 1_000)
+        gc.set_threshold(1_000_000, 10, 1_000)
 
     async def flush() -> None:
         try:
