@@ -529,3 +529,11 @@ def rejected_records(signal_name: str, body: bytes) -> int:
     )
 
     return int(ExportTraceServiceResponse.FromString(body).partial_success.rejected_spans)
+
+
+def build_name(native_modules: float | None) -> str:
+    """The ``native_modules`` gauge of a receiver or worker as words."""
+    if native_modules is None:
+        return "unknown (no native_modules gauge)"
+    n = int(native_modules)
+    return f"compiled ({n} modules, scripts/build-native)" if n else "pure Python"

@@ -92,6 +92,7 @@ from bench.common import (
     ROOT,
     ProcSample,
     broker_pid,
+    build_name,
     delete_topics,
     ensure_kafka,
     free_port,
@@ -908,6 +909,7 @@ class Run:
             "counter_events_per_s": round(counted / wall, 1) if wall > 0 else None,
             "offered_events_per_s": load.get("offered_events_per_s"),
             "target_events_per_s": a.target,
+            "worker_build": build_name(s1["counters"].get("native_modules")),
             "worker_cpu_s_per_100k": round(cpu / events * 100_000, 3) if events else None,
             "worker_cpu_percent": round(100 * cpu / wall, 1) if wall > 0 else None,
             "worker_cpu_by_thread_percent": {
@@ -1088,6 +1090,7 @@ def _report(s: dict[str, Any]) -> None:
             ),
         ),
         ("target", f"{s['target_events_per_s']:,} events/s: {'meets' if meets else 'BELOW'}"),
+        ("worker build", s["worker_build"]),
         (
             "worker CPU",
             f"{s['worker_cpu_s_per_100k']} s per 100k events, "

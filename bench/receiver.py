@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (
     ProcSample,
     broker_pid,
+    build_name,
     count_on_topic,
     delete_topics,
     ensure_kafka,
@@ -378,6 +379,7 @@ def _summarise(
         "ok_records": ok_records,
         "published_per_s_metric": round((s1.metrics.get(pub, 0) - s0.metrics.get(pub, 0)) / wall),
         "target_per_s": args.target,
+        "build": build_name(s1.metrics.get("native_modules")),
         "cpu_s_per_100k": round(cpu / ok_records * 100_000, 3) if ok_records else None,
         "cpu_percent_of_core": round(100 * cpu / wall, 1),
         "cpu_by_thread_percent": threads,
@@ -429,6 +431,7 @@ def _report(s: dict[str, Any]) -> None:
             f"{s['target_per_s']:,} records/s: "
             + ("meets" if s["records_per_s"] >= s["target_per_s"] else "BELOW"),
         ),
+        ("receiver build", s["build"]),
         ("receiver CPU", f"{s['cpu_s_per_100k']} s per 100k records"),
         ("receiver CPU use", f"{s['cpu_percent_of_core']:.0f}% of one core"),
         (
