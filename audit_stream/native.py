@@ -18,8 +18,10 @@ import importlib.machinery
 import importlib.util
 import logging
 import os
+from typing import TYPE_CHECKING
 
-from audit_stream.metrics import Registry
+if TYPE_CHECKING:  # setup.py reads this module on its own, before anything is installed
+    from audit_stream.metrics import Registry
 
 __all__ = ["NATIVE_MODULES", "announce", "compiled_modules", "describe", "stale_modules"]
 
