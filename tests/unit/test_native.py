@@ -32,3 +32,21 @@ def test_compiled_build_is_whole_and_current() -> None:
     assert native.stale_modules() == [], "sources edited after the build: scripts/build-native"
     n = len(native.NATIVE_MODULES)
     assert native.describe() == f"compiled ({n} of {n} per-record modules)"
+
+
+def test_setup_reads_the_list_without_the_package_installed() -> None:
+    """setup.py runs before anything is installed: native.py must load on the stdlib alone."""
+    import subprocess
+    import sys
+
+    code = (
+        "import runpy, sys; mods = runpy.run_path(sys.argv[1])['NATIVE_MODULES']; print(len(mods))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code, str(ROOT / "audit_stream" / "native.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == len(native.NATIVE_MODULES)
