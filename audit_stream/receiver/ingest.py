@@ -129,7 +129,7 @@ class Ingest:
             try:
                 partitions = await self._publisher.partitions(topic)
                 messages = self._place(signal, topic, partitions, records)
-                records = ()
+                records = ()  # dropped before waiting for Kafka (see above)
                 await self._publisher.send_many(messages)
             except AuditStreamError:
                 self._metrics.inc("failed_records_total", accepted, signal=name)
