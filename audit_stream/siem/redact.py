@@ -119,7 +119,7 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # ("x-api-key" has "key", "x-auth-token" "token"...), plus the Bearer/Basic schemes and the start
 # of a JWT: every built-in pattern but the parameter one (found through "=") needs one of them.
 # A hit only means the event is walked; a URL such as ``/oauth/token`` costs that walk and nothing
-# else. Each is one scan of the encoded event, so the list is kept short.
+# else. The scan itself goes through ``_ANCHORED`` below, which must list exactly these.
 _TRIGGERS = ("authorization", "cookie", "key", "token", "passw", "secret", "bearer", "basic", "eyj")
 # The same triggers found by a rare letter each: a single-character search is a memchr, a
 # substring search costs as much as a regex pass, and nine of them were most of the pre-check.
