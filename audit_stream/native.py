@@ -13,8 +13,8 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
-import importlib.util
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -46,30 +46,29 @@ NATIVE_MODULES: tuple[str, ...] = (
 _EXTENSIONS = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 
 
-def _origin(name: str) -> str:
-    """The file a module is (or would be) loaded from."""
-    spec = importlib.util.find_spec(name)
-    return (spec.origin if spec is not None else None) or ""
+def _loaded_from(name: str) -> str:
+    # mypyc modules report a __file__ with the package path doubled; only its suffix is used here
+    return str(getattr(importlib.import_module(name), "__file__", "") or "")
 
 
 def compiled_modules() -> list[str]:
     """The modules of :data:`NATIVE_MODULES` that were loaded from an extension module."""
-    return [name for name in NATIVE_MODULES if _origin(name).endswith(_EXTENSIONS)]
+    return [name for name in NATIVE_MODULES if _loaded_from(name).endswith(_EXTENSIONS)]
 
 
 def stale_modules() -> list[str]:
     """Compiled modules whose ``.py`` source is newer than the extension module, in a checkout
     (``scripts/build-native``). An installed wheel is never stale: it was built from the sources
     it ships, whatever time stamps the installer gave the files."""
-    package = os.path.dirname(os.path.abspath(__file__))
-    if not os.path.isfile(os.path.join(os.path.dirname(package), "setup.py")):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isfile(os.path.join(root, "setup.py")):
         return []
     stale = []
     for name in compiled_modules():
-        origin = _origin(name)
-        source = os.path.join(os.path.dirname(origin), name.rsplit(".", 1)[1] + ".py")
+        base = os.path.join(root, *name.split("."))
+        built = [base + suffix for suffix in _EXTENSIONS if os.path.isfile(base + suffix)]
         try:
-            if os.stat(source).st_mtime > os.stat(origin).st_mtime:
+            if built and os.stat(base + ".py").st_mtime > os.stat(built[0]).st_mtime:
                 stale.append(name)
         except OSError:  # no source beside the extension: nothing to be stale against
             continue

@@ -4,6 +4,7 @@ Python or every listed module compiled and up to date (scripts/build-native)."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,16 @@ def test_setup_reads_the_list_without_the_package_installed() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert int(out.stdout) == len(native.NATIVE_MODULES)
+
+
+@pytest.mark.skipif(PURE or not native.compiled_modules(), reason="needs the compiled build")
+def test_a_source_edited_after_the_build_is_reported() -> None:
+    name = native.NATIVE_MODULES[0]
+    source = ROOT / (name.replace(".", "/") + ".py")
+    before = source.stat()
+    try:
+        os.utime(source, (before.st_atime, time.time() + 3600))  # "edited" after the build
+        assert native.stale_modules() == [name]
+    finally:
+        os.utime(source, (before.st_atime, before.st_mtime))
+    assert native.stale_modules() == []
