@@ -45,8 +45,9 @@ What it prints
     ``events_total`` rate beside it), joined-event latency p50/p99/max at this consumer and by the
     SIEM record's Kafka timestamp (set by the worker's producer, so free of this reader's own
     delays), worker RSS at the start, middle and end of the window with the slope (judged flat on
-    the second half), worker CPU seconds per 100k events, % of its core and main thread vs other
-    threads, the worker's counters, CPU of the receiver / loader / broker / machine, how long the
+    the second half), worker CPU seconds per 100k events, % of its core, page faults per 1000
+    events (a fault costs microseconds on a VM) and main thread vs other threads, the worker's
+    counters, CPU of the receiver / loader / broker / machine, how long the
     worker waited for a core (``schedstat``) and the busiest other processes: other people's
     work on a shared machine shows up there. Last, a check: the SIEM records must number exactly
     one per request acknowledged by the receiver (within the bounds that failed requests leave
@@ -635,6 +636,7 @@ class Run:
             "worker_threads": _main_and_other_threads(self.worker.pid),
             "consumed": consumed,
             "worker_cpu": w.cpu_seconds,
+            "worker_faults": w.page_faults,
             "rss": w.rss_bytes,
             "hwm": w.peak_rss_bytes,
             "pending": stats.get("pending"),
@@ -912,6 +914,11 @@ class Run:
             "worker_build": build_name(s1["counters"].get("native_modules")),
             "worker_cpu_s_per_100k": round(cpu / events * 100_000, 3) if events else None,
             "worker_cpu_percent": round(100 * cpu / wall, 1) if wall > 0 else None,
+            "worker_page_faults_per_1k": (
+                round((s1["worker_faults"] - s0["worker_faults"]) / events * 1000, 1)
+                if events
+                else None
+            ),
             "worker_cpu_by_thread_percent": {
                 name: round(100 * (t - s0["worker_threads"].get(name, 0.0)) / max(cpu, 1e-9), 1)
                 for name, t in sorted(s1["worker_threads"].items(), key=lambda kv: -kv[1])
@@ -1094,7 +1101,8 @@ def _report(s: dict[str, Any]) -> None:
         (
             "worker CPU",
             f"{s['worker_cpu_s_per_100k']} s per 100k events, "
-            f"{s['worker_cpu_percent']}% of one core",
+            f"{s['worker_cpu_percent']}% of one core; "
+            f"{s['worker_page_faults_per_1k']} page faults per 1000 events",
         ),
         ("  by thread", threads),
         (

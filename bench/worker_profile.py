@@ -116,6 +116,7 @@ def hot_path(
     from audit_stream.config import KafkaSettings
     from audit_stream.join.correlator import Correlator, JoinConfig
     from audit_stream.kafka.codec import decode_packed, pack
+    from audit_stream.kafka.compression import set_level
     from audit_stream.retention import DEFAULT_POLICY, load_policy_file
     from audit_stream.siem import Redactor, mapper_for
     from audit_stream.siem.output import AuditOutput
@@ -130,8 +131,10 @@ def hot_path(
     redactor = Redactor()
     output = AuditOutput(policy, redactor, "ocsf", "audit.siem")
     ocsf = mapper_for("ocsf")
+    kafka = KafkaSettings()
     if codec is None:  # the default of AUDIT_STREAM_KAFKA_COMPRESSION
-        codec = KafkaSettings().compression
+        codec = kafka.compression
+    set_level(codec, kafka.compression_level if codec == kafka.compression else None)
     codec = None if codec == "none" else codec
     codec_id = AIOKafkaProducer._COMPRESSORS[codec][1] if codec else 0
     correlators = [Correlator(JoinConfig()) for _ in range(partitions)]

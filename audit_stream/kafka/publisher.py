@@ -18,9 +18,10 @@ Producer defaults are chosen for the receiver's packed messages (hundreds of KiB
   while later ones went through. With large batches several requests share one batch. Keep it at
   or below the broker's ``message.max.bytes`` (1 MiB by default): a batch is one broker message.
 * ``compression`` from ``KafkaSettings.compression`` (``AUDIT_STREAM_KAFKA_COMPRESSION``, zstd by
-  default; ``"none"`` turns it off): aiokafka compresses lz4 at level 9 (high-compression mode),
-  about three times the CPU of zstd's level 3, and for larger output on packed access-log records
-  (270 against 194 bytes per record).
+  default; ``"none"`` turns it off) at ``KafkaSettings.compression_level``
+  (:mod:`audit_stream.kafka.compression`: zstd level 1 unless set). aiokafka compresses lz4 at
+  level 9 (high-compression mode) unless a level is set, several times the CPU of zstd for
+  larger output on packed access-log records.
 * :meth:`Publisher.send_many` hands its messages to the producer under a first-come first-served
   lock, so requests enqueue in arrival order when the producer applies back-pressure.
 """
@@ -39,6 +40,7 @@ from aiokafka.errors import KafkaError
 
 from audit_stream.config import KafkaSettings
 from audit_stream.errors import KafkaUnavailable
+from audit_stream.kafka.compression import set_level
 
 __all__ = ["OutMessage", "Publisher", "Record"]
 
@@ -77,13 +79,15 @@ class Publisher:
         self._kafka = kafka
         self._timeout = timeout
         self._retry_after = retry_after
+        codec = kafka.compression if compression is None else compression
+        set_level(codec, kafka.compression_level if codec == kafka.compression else None)
         self._producer_kwargs: dict[str, Any] = {
             **kafka.client_kwargs(),
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": linger_ms,
             "max_request_size": max_request_size,
-            "compression_type": _codec(kafka.compression if compression is None else compression),
+            "compression_type": _codec(codec),
             "max_batch_size": max_batch_size,
         }
         self._producer: AIOKafkaProducer | None = None

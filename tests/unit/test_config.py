@@ -81,3 +81,15 @@ def test_settings_are_frozen() -> None:
     t = TopicSettings()
     with pytest.raises(AttributeError):
         t.partitions = 3  # type: ignore[misc]
+
+
+def test_compression_level_is_checked_against_the_codec() -> None:
+    env = {"AUDIT_STREAM_KAFKA_COMPRESSION": "zstd", "AUDIT_STREAM_KAFKA_COMPRESSION_LEVEL": "-3"}
+    assert settings_from_env(env).kafka.compression_level == -3
+    assert settings_from_env({}).kafka.compression_level is None
+    with pytest.raises(ConfigError, match="KAFKA_COMPRESSION_LEVEL: gzip levels are 1..9"):
+        KafkaSettings(compression="gzip", compression_level=10)
+    with pytest.raises(ConfigError, match="KAFKA_COMPRESSION_LEVEL: snappy has no levels"):
+        KafkaSettings(compression="snappy", compression_level=1)
+    with pytest.raises(ConfigError, match="KAFKA_COMPRESSION_LEVEL: expected an integer"):
+        settings_from_env({"AUDIT_STREAM_KAFKA_COMPRESSION_LEVEL": "fast"})
