@@ -22,7 +22,7 @@ from audit_stream.join.correlator import JoinConfig
 from audit_stream.kafka.admin import partition_counts
 from audit_stream.kafka.publisher import Publisher
 from audit_stream.metrics import Registry
-from audit_stream.pipeline import AuditPipeline, Origin
+from audit_stream.pipeline import GC_THRESHOLDS, AuditPipeline, Origin
 from audit_stream.retention import DEFAULT_POLICY, PolicyError, load_policy_file
 from audit_stream.siem import Redactor
 from audit_stream.siem.output import AuditOutput
@@ -132,14 +132,9 @@ def create_app(settings: Settings, log_level: int = logging.INFO) -> faust.App:
             await app.crash(exc)
             return
         await publisher.start(wait=True)
-        # Every event allocates a few dozen containers that live until its output is flushed
-        # (~0.1 s, hundreds of thousands of objects at full speed), while the join keeps waiting
-        # records and recent ids alive: with a small young generation the cyclic collector scans
-        # each of them before it dies, and again in the middle generation. A young generation of
-        # a million allocations lets most die unscanned (measured 8-10% less CPU per event than
-        # 50,000; the default 700 is far worse). Start-up objects are frozen out of it.
+        # Start-up objects are frozen out of the collector's generations (see GC_THRESHOLDS).
         gc.freeze()
-        gc.set_threshold(1_000_000, 10, 1_000)
+        gc.set_threshold(*GC_THRESHOLDS)
 
     async def flush() -> None:
         try:

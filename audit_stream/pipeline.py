@@ -36,7 +36,7 @@ from audit_stream.kafka.publisher import OutMessage, Publisher, Record
 from audit_stream.metrics import Registry
 from audit_stream.siem.output import AuditOutput, Rendered
 
-__all__ = ["AuditPipeline", "Origin"]
+__all__ = ["GC_THRESHOLDS", "AuditPipeline", "Origin"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,13 @@ FLUSH_RECORDS = 20_000
 # Seconds without records on one input of a partition before the other input's waiting halves
 # are held no longer than the wall-clock maximum.
 OTHER_SIDE_QUIET = 2.0
+# The worker's cyclic-GC thresholds. Every event allocates a few dozen containers that live until
+# its output is flushed (~0.1 s, hundreds of thousands of objects at full speed), while the join
+# keeps waiting records and recent ids alive: with a small young generation the collector scans
+# each of them before it dies, and again in the middle generation. A young generation of a
+# million allocations lets most die unscanned (measured 8-10% less CPU per event than 50,000;
+# the default 700 is far worse).
+GC_THRESHOLDS = (1_000_000, 10, 1_000)
 
 
 @dataclass(eq=False, slots=True)

@@ -117,6 +117,7 @@ def hot_path(
     from audit_stream.join.correlator import Correlator, JoinConfig
     from audit_stream.kafka.codec import decode_packed, pack
     from audit_stream.kafka.compression import set_level
+    from audit_stream.pipeline import GC_THRESHOLDS
     from audit_stream.retention import DEFAULT_POLICY, load_policy_file
     from audit_stream.siem import Redactor, mapper_for
     from audit_stream.siem.output import AuditOutput
@@ -147,6 +148,8 @@ def hot_path(
     stages: dict[str, float] = defaultdict(float)
     events = 0
     gc.collect()
+    gc.freeze()  # as the worker does after start-up: the packed messages are not scanned
+    gc.set_threshold(*GC_THRESHOLDS)
     clock = time.perf_counter
     for part, value in messages:
         t0 = clock()
