@@ -150,6 +150,10 @@ def create_app(settings: Settings, log_level: int = logging.INFO) -> faust.App:
                 pipeline.on_message(
                     Origin(event, msg.topic, msg.partition, msg.offset), event.value
                 )
+                # Decoded: drop Faust's references to the value. The event itself lives until
+                # its ack, which waits for every earlier message of the partition, so otherwise
+                # one record waiting out the join window keeps all the input read after it.
+                event.value = msg.value = None
                 while pipeline.wants_flush():
                     # Backpressure: stop consuming until Kafka takes the output, so the buffer
                     # stays bounded however long Kafka is away.
