@@ -514,6 +514,7 @@ def hot_path(args: argparse.Namespace, payloads: list[bytes]) -> None:
     from audit_stream.receiver import decode
     from audit_stream.receiver.accesslog import parse_line
     from audit_stream.receiver.ingest import Ingest
+    from audit_stream.receiver.server import GC_THRESHOLDS
 
     logs = args.signal == "logs"
     Req: Any = (
@@ -553,6 +554,9 @@ def hot_path(args: argparse.Namespace, payloads: list[bytes]) -> None:
         else:
             gc_time[0] += time.perf_counter() - gc_time[1]
 
+    gc.collect()
+    gc.freeze()  # as the receiver does after start-up
+    gc.set_threshold(*GC_THRESHOLDS)
     gc.callbacks.append(on_gc)
     rounds = max(1, args.hot_rounds)
     for i in range(rounds * len(payloads)):

@@ -25,6 +25,11 @@ from audit_stream.receiver.ingest import Ingest
 __all__ = ["ReceiverHandle", "run_receiver", "start_receiver"]
 
 log = logging.getLogger(__name__)
+# The receiver's cyclic-GC thresholds. Each request allocates tens of thousands of short-lived
+# objects; with the default thresholds the collector keeps rescanning the long-lived ones
+# (modules, protobuf descriptors). Collecting less often, with what exists after start-up frozen,
+# measured about +8% throughput.
+GC_THRESHOLDS = (50_000, 50, 1_000)
 
 DRAIN_SECONDS = 30.0
 
@@ -82,11 +87,9 @@ async def start_receiver(settings: Settings, metrics: Registry | None = None) ->
 
 async def run_receiver(settings: Settings, stop: asyncio.Event) -> None:
     handle = await start_receiver(settings)
-    # Each request allocates tens of thousands of short-lived objects; with the default thresholds
-    # the cyclic collector keeps rescanning the long-lived ones (modules, protobuf descriptors).
-    # Freezing what exists after start-up and collecting less often measured about +8% throughput.
+    # Start-up objects are frozen out of the collector's generations (see GC_THRESHOLDS).
     gc.freeze()
-    gc.set_threshold(50_000, 50, 1_000)
+    gc.set_threshold(*GC_THRESHOLDS)
     print(
         f"audit-stream receiver: OTLP/gRPC on {settings.receiver.grpc_listen.rpartition(':')[0]}:"
         f"{handle.grpc_port}, OTLP/HTTP on port {handle.http_port}, Kafka {settings.kafka.bootstrap}",
