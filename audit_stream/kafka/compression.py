@@ -13,7 +13,7 @@ one codec in one process is a programming error and raises.
 
 Why zstd defaults to level 1 (``DEFAULT_LEVELS``): on packed mesh records and on SIEM records it
 compresses as well as level 3 or better (110 against 115 bytes per access-log record in 400-record
-batches, 123-130 against 124-133 per OCSF record in batches of 100-300) for 20-45% less CPU,
+batches, 123-130 against 124-133 per OCSF record in batches of 100-300) for 18-47% less CPU,
 and the receiver and the worker spend several percent of their time compressing. Any level
 decompresses alike, so consumers are unaffected.
 
