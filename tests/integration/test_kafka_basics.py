@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
 
 from audit_stream.config import KafkaSettings, TopicSettings
 from audit_stream.errors import TopicLayoutError
@@ -17,6 +18,26 @@ from audit_stream.topics import check_copartitioned, topic_specs
 from tests.conftest import CreateTopic, unique
 
 pytestmark = pytest.mark.integration
+
+
+async def _read_all(
+    kafka: KafkaSettings, topic: str, count: int
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The first ``count`` records of ``topic``, read from the beginning by a fresh group."""
+    consumer = AIOKafkaConsumer(
+        topic, **kafka.client_kwargs(), auto_offset_reset="earliest", group_id=unique("g")
+    )
+    await consumer.start()
+    got: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        while len(got) < count:
+            batch = await consumer.getmany(timeout_ms=5000)
+            assert batch, "no records within 5 s"
+            for records in batch.values():
+                got.extend(records)
+    finally:
+        await consumer.stop()
+    return got
 
 
 async def test_produce_consume_round_trip_lands_on_murmur2_partition(
@@ -36,21 +57,8 @@ async def test_produce_consume_round_trip_lands_on_murmur2_partition(
     # The broker-side placement is what our own partitioner predicts.
     assert [m.partition for m in metas] == [partition_for(k, 6) for k in keys]
 
-    consumer = AIOKafkaConsumer(
-        topic, **kafka_settings.client_kwargs(), auto_offset_reset="earliest", group_id=unique("g")
-    )
-    await consumer.start()
-    got: dict[bytes, bytes] = {}
-    try:
-        while len(got) < len(keys):
-            batch = await consumer.getmany(timeout_ms=5000)
-            assert batch, "no records within 5 s"
-            for records in batch.values():
-                for r in records:
-                    got[r.key] = r.value
-    finally:
-        await consumer.stop()
-    assert got == {k: b"v" + k for k in keys}
+    got = await _read_all(kafka_settings, topic, len(keys))
+    assert {r.key: r.value for r in got} == {k: b"v" + k for k in keys}
 
 
 async def test_send_grouped_places_group_g_on_partition_g_modulo_the_count(
@@ -68,21 +76,10 @@ async def test_send_grouped_places_group_g_on_partition_g_modulo_the_count(
         await publisher.send_grouped(topic, groups)
     finally:
         await publisher.stop()
-    consumer = AIOKafkaConsumer(
-        topic, **kafka_settings.client_kwargs(), auto_offset_reset="earliest", group_id=unique("g")
-    )
-    await consumer.start()
-    got: dict[bytes, int] = {}
-    try:
-        while len(got) < 18:
-            batch = await consumer.getmany(timeout_ms=5000)
-            assert batch, "no records within 5 s"
-            for records in batch.values():
-                for r in records:
-                    got[r.key] = r.partition
-    finally:
-        await consumer.stop()
-    assert got == {f"k{g}-{i}".encode(): g % 3 for g in range(6) for i in range(3)}
+    got = await _read_all(kafka_settings, topic, 18)
+    assert {r.key: r.partition for r in got} == {
+        f"k{g}-{i}".encode(): g % 3 for g in range(6) for i in range(3)
+    }
 
 
 async def test_topic_creation_is_idempotent(
